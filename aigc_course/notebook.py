@@ -11,7 +11,9 @@ from .config import fast_mode
 from .device import configure_threads, get_device, seed_everything
 
 
-def setup_lesson(seed: int = 0, device: str | torch.device | None = None, quiet: bool = False) -> torch.device:
+def setup_lesson(
+    seed: int = 0, device: str | torch.device | None = None, quiet: bool = False
+) -> torch.device:
     """Seed everything, set CPU threads, pick the device, set plot defaults; print a one-line summary.
 
     Returns the device the lesson should use.

@@ -86,7 +86,8 @@ def max_abs_diff(actual: Any, expected: Any) -> float:
 
 
 def values_close(actual: Any, expected: Any, atol: float = 1e-6, rtol: float = 1e-5) -> bool:
-    """Same shape and ``|actual - expected| <= atol + rtol * |expected|`` everywhere (NaN only matches NaN)."""
+    """Same shape and ``|actual - expected| <= atol + rtol * |expected|`` everywhere
+    (NaN only matches NaN)."""
     a, e = _as_array(actual), _as_array(expected)
     if a is None or e is None:
         return actual == expected
