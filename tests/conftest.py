@@ -20,3 +20,24 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip_cuda)
         if hasattr(item, "output_timeout"):  # nbval cells
             item.output_timeout = max(getattr(item, "output_timeout", 0) or 0, NBVAL_OUTPUT_TIMEOUT)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    """After --durations (which lists single cells), add the total time per notebook."""
+    per_notebook: dict[str, float] = {}
+    cells: dict[str, int] = {}
+    for reports in terminalreporter.stats.values():
+        for rep in reports:
+            nodeid = getattr(rep, "nodeid", "")
+            if ".ipynb::" not in nodeid or not hasattr(rep, "duration"):
+                continue
+            nb = nodeid.split("::", 1)[0]
+            per_notebook[nb] = per_notebook.get(nb, 0.0) + rep.duration
+            if getattr(rep, "when", "") == "call":
+                cells[nb] = cells.get(nb, 0) + 1
+    if not per_notebook:
+        return
+    terminalreporter.write_sep("=", "notebooks by wall time (kernel start + all cells)")
+    for nb, secs in sorted(per_notebook.items(), key=lambda kv: -kv[1]):
+        terminalreporter.write_line(f"{secs:7.1f}s  {nb}  ({cells.get(nb, 0)} cells)")
+    terminalreporter.write_line(f"{sum(per_notebook.values()):7.1f}s  total over {len(per_notebook)} notebooks")

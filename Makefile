@@ -1,0 +1,74 @@
+# Entry points of the course. `make lab` to learn, `make test` to check everything.
+#
+#   TORCH_SPEC   what pip installs for torch (default "torch>=2.4"; CI uses the CPU wheel torch==2.13.0)
+#   TORCH_INDEX  optional extra index for a specific CUDA/ROCm build of torch (see README)
+#   LAB_ARGS     extra arguments for JupyterLab, e.g. LAB_ARGS="--no-browser --ip=127.0.0.1"
+#   PYTEST_ARGS  extra arguments for pytest, e.g. PYTEST_ARGS="-m 'not slow'"
+
+PYTHON      ?= python3
+VENV        ?= .venv
+TORCH_SPEC  ?= torch>=2.4
+TORCH_INDEX ?=
+LAB_ARGS    ?=
+PYTEST_ARGS ?=
+JOBS        ?= 2
+FIRST_LESSON := notebooks/00_welcome_aigc_pipeline.ipynb
+
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.aigc-installed
+ROOT_FLAG := $(shell [ "$$(id -u)" = "0" ] && echo --allow-root)
+INDEX_FLAG := $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX),)
+
+.PHONY: help install lab test test-unit test-notebooks exercises lint strip clean
+
+help:
+	@echo "make lab        create $(VENV) if missing, install, open JupyterLab at lesson 00"
+	@echo "make test       install dev tools, run unit tests + every notebook and solution (fast mode)"
+	@echo "make exercises  regenerate exercises/ from solutions/"
+	@echo "make lint       ruff over the package, tests and notebooks"
+	@echo "make strip      strip outputs from every notebook (also done by the git filter, see README)"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet $(INDEX_FLAG) "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+lab: $(STAMP)
+	@echo "Starting JupyterLab; stop it with Ctrl-C (twice) in this terminal."
+	$(BIN)/jupyter lab $(ROOT_FLAG) $(LAB_ARGS) $(FIRST_LESSON)
+
+exercises: $(STAMP)
+	$(BIN)/aigc-course make-exercises
+
+lint: $(STAMP)
+	$(BIN)/ruff check aigc_course tests benchmarks notebooks solutions
+
+strip: $(STAMP)
+	$(BIN)/nbstripout notebooks/*.ipynb solutions/*.ipynb exercises/*.ipynb
+
+# Fast mode, one torch thread per worker (two workers x two threads on two cores stalls torch), no bars.
+TEST_ENV := AIGC_FAST=1 AIGC_NUM_THREADS=1 OMP_NUM_THREADS=1 TQDM_DISABLE=1 PYDEVD_DISABLE_FILE_VALIDATION=1
+NBVAL := --nbval-lax --nbval-current-env --nbval-kernel-startup-timeout=120
+XDIST := -n $(JOBS) --dist loadscope
+
+test: $(STAMP)
+	@start=$$(date +%s); \
+	$(BIN)/aigc-course make-exercises --check && \
+	$(TEST_ENV) $(BIN)/python -m pytest $(XDIST) $(NBVAL) --durations=15 -ra $(PYTEST_ARGS) \
+	    tests notebooks solutions; rc=$$?; \
+	echo "make test: wall time $$(( $$(date +%s) - start )) s (exit code $$rc)"; exit $$rc
+
+test-unit: $(STAMP)
+	$(TEST_ENV) $(BIN)/python -m pytest $(XDIST) --durations=10 $(PYTEST_ARGS) tests
+
+test-notebooks: $(STAMP)
+	$(TEST_ENV) $(BIN)/python -m pytest $(XDIST) $(NBVAL) $(PYTEST_ARGS) notebooks solutions
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info
