@@ -1,0 +1,389 @@
+"""The ``aigc-course`` command: ``doctor``, ``list`` and ``make-exercises``.
+
+    aigc-course doctor                  # is this machine ready for the course?
+    aigc-course list                    # the lessons, their expected time, whether solutions exist
+    aigc-course make-exercises --check  # is exercises/ in sync with solutions/?
+
+Also runnable as ``python -m aigc_course``. Heavy imports (torch) happen inside ``doctor`` only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import importlib.util
+import json
+import platform
+import re
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import TextIO
+
+from . import __version__
+from .exercises import generate_exercises, repo_root
+
+MIN_PYTHON = (3, 10)
+MIN_TORCH = (2, 4)
+# (import name, distribution name, minimum version): the runtime dependencies in pyproject.toml.
+PACKAGES: list[tuple[str, str, str]] = [
+    ("numpy", "numpy", "1.24"),
+    ("matplotlib", "matplotlib", "3.7"),
+    ("sklearn", "scikit-learn", "1.3"),
+    ("pooch", "pooch", "1.8"),
+    ("safetensors", "safetensors", "0.4"),
+    ("tqdm", "tqdm", "4.66"),
+    ("ipywidgets", "ipywidgets", "8.0"),
+    ("jupyterlab", "jupyterlab", "4.0"),
+]
+
+LESSON_FILE = re.compile(r"^\d\d_.+\.ipynb$")
+_TITLE = re.compile(r"^#\s+(?:Lesson\s+\d+\s*[—–:-]+\s*)?(?P<title>.+?)\s*$")
+_EXPECTED_TIME = re.compile(r"^\|\s*\*\*Expected time\*\*\s*\|\s*(?P<value>.*?)\s*\|?\s*$")
+
+
+def _write(line: str, stream: TextIO | None = None) -> None:
+    """print(), but never crashes on a console that cannot encode ✓, ✗ or an em dash."""
+    stream = stream if stream is not None else sys.stdout
+    encoding = getattr(stream, "encoding", None) or "utf-8"
+    try:
+        line.encode(encoding)
+    except (UnicodeEncodeError, LookupError):
+        line = line.encode(encoding, errors="replace").decode(encoding, errors="replace")
+    print(line, file=stream)
+
+
+def _display(path: Path) -> str:
+    """A path relative to the current directory when it is below it, else absolute."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    """``"2.13.0+cpu"`` → ``(2, 13, 0)``; only the leading dotted numbers count."""
+    m = re.match(r"\d+(?:\.\d+)*", version.strip())
+    return tuple(int(x) for x in m.group(0).split(".")) if m else ()
+
+
+# ----------------------------------------------------------------------------------------------- doctor
+
+
+@dataclass
+class DoctorCheck:
+    """One doctor line: ``ok`` shows ✓ or ✗; a failed ``essential`` check makes the exit code 1."""
+
+    ok: bool
+    label: str
+    detail: str
+    essential: bool = True
+
+    def line(self) -> str:
+        mark = "✓" if self.ok else "✗"
+        tag = "" if self.ok or self.essential else " (optional)"
+        return f"{mark} {self.label}: {self.detail}{tag}"
+
+
+def _check_python() -> DoctorCheck:
+    v = sys.version_info
+    ok = (v.major, v.minor) >= MIN_PYTHON
+    need = ".".join(map(str, MIN_PYTHON))
+    detail = platform.python_version() + ("" if ok else f" — the course needs Python >= {need}")
+    return DoctorCheck(ok, "Python", detail)
+
+
+def _check_torch() -> tuple[DoctorCheck, ModuleType | None]:
+    try:
+        import torch
+    except ImportError as e:
+        hint = "run: pip install 'torch>=2.4' (or `make install`)"
+        return DoctorCheck(False, "torch", f"not importable ({e}) — {hint}"), None
+    build = f"CUDA {torch.version.cuda}" if torch.version.cuda else (
+        f"ROCm {torch.version.hip}" if getattr(torch.version, "hip", None) else "CPU-only build")
+    ok = _version_tuple(torch.__version__)[:2] >= MIN_TORCH
+    need = ".".join(map(str, MIN_TORCH))
+    detail = f"{torch.__version__} ({build})"
+    if not ok:
+        detail += f" — needs >= {need}: pip install -U 'torch>={need}'"
+    return DoctorCheck(ok, "torch", detail), torch
+
+
+def _check_package(module: str, dist: str, minimum: str) -> DoctorCheck:
+    hint = f"run: pip install '{dist}>={minimum}' (or `make install`)"
+    if importlib.util.find_spec(module) is None:
+        return DoctorCheck(False, dist, f"not installed — {hint}")
+    try:
+        version = importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return DoctorCheck(True, dist, "installed (version unknown)")
+    if _version_tuple(version) < _version_tuple(minimum):
+        upgrade = f"run: pip install -U '{dist}>={minimum}' (or `make install`)"
+        return DoctorCheck(False, dist, f"{version} is older than {minimum} — {upgrade}")
+    return DoctorCheck(True, dist, version)
+
+
+def _check_device(torch: ModuleType) -> list[DoctorCheck]:
+    from .device import get_device
+
+    try:
+        dev = get_device()
+    except (ValueError, TypeError) as e:
+        return [DoctorCheck(False, "device", f"{e} — unset or fix AIGC_DEVICE")]
+    detail = str(dev)
+    if dev.type == "cuda":
+        detail += f" ({torch.cuda.get_device_name(dev)})"
+    elif dev.type == "cpu":
+        detail += " (no GPU found; every lesson runs on CPU)"
+    checks = [DoctorCheck(True, "device", detail)]
+    try:
+        if dev.type == "cuda":
+            bf16 = bool(torch.cuda.is_bf16_supported())
+            where = "CUDA autocast"
+        else:
+            x = torch.ones(2, 2, dtype=torch.bfloat16)
+            bf16 = bool(torch.isfinite((x @ x).float()).all())
+            where = "CPU tensors (autocast stays off on CPU by default)"
+    except (RuntimeError, TypeError) as e:
+        bf16, where = False, str(e)
+    bf16_detail = f"supported on {where}" if bf16 else f"not supported ({where})"
+    checks.append(DoctorCheck(bf16, "bfloat16", bf16_detail, essential=False))
+    threads = f"{torch.get_num_threads()} (set AIGC_NUM_THREADS to change)"
+    checks.append(DoctorCheck(True, "torch threads", threads))
+    return checks
+
+
+def _check_fast_mode() -> DoctorCheck:
+    from .config import fast_mode
+
+    try:
+        on = fast_mode()
+    except ValueError as e:
+        return DoctorCheck(False, "fast mode", str(e))
+    detail = "ON (AIGC_FAST=1: tiny sizes, for CI)" if on else "off (full-size runs)"
+    return DoctorCheck(True, "fast mode", detail)
+
+
+def _writable(folder: Path) -> bool:
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            return True
+    except OSError:
+        return False
+
+
+def _check_cache() -> list[DoctorCheck]:
+    from .config import cache_dir
+
+    path = cache_dir()
+    if path.is_dir():
+        ok = _writable(path)
+        detail = f"{path} (exists, {'writable' if ok else 'NOT writable — set AIGC_DATA_DIR'})"
+    elif path.exists():
+        ok, detail = False, f"{path} exists but is not a folder — set AIGC_DATA_DIR"
+    else:
+        parent = next((p for p in path.parents if p.exists()), None)
+        ok = parent is not None and parent.is_dir() and _writable(parent)
+        detail = f"{path} ({'created on first download' if ok else 'cannot be created — set AIGC_DATA_DIR'})"
+    checks = [DoctorCheck(ok, "data cache", detail)]
+    try:
+        from .data import cached_datasets
+
+        status = dict(cached_datasets())
+    except Exception as e:  # the data module is optional for the doctor; any failure means "unknown"
+        checks.append(DoctorCheck(False, "datasets", f"unknown ({type(e).__name__}: {e})", essential=False))
+        return checks
+    have = sorted(name for name, cached in status.items() if cached)
+    missing = sorted(name for name, cached in status.items() if not cached)
+    detail = f"cached: {', '.join(have) or 'none'}"
+    if missing:
+        detail += f"; downloaded on first use: {', '.join(missing)}"
+    checks.append(DoctorCheck(True, "datasets", detail, essential=False))
+    return checks
+
+
+def _check_notebooks() -> DoctorCheck:
+    try:
+        root = repo_root()
+    except FileNotFoundError:
+        return DoctorCheck(False, "notebooks", "no notebooks/ folder at or above the current directory — run "
+                     "from the course repository", essential=False)
+    count = len([p for p in (root / "notebooks").glob("*.ipynb") if LESSON_FILE.match(p.name)])
+    detail = f"{_display(root / 'notebooks')} ({count} lessons)"
+    return DoctorCheck(True, "notebooks", detail, essential=False)
+
+
+def doctor_checks() -> list[DoctorCheck]:
+    """Every doctor check, in display order."""
+    checks = [_check_python()]
+    torch_check, torch = _check_torch()
+    checks.append(torch_check)
+    checks += [_check_package(*spec) for spec in PACKAGES]
+    if torch is not None:
+        checks += _check_device(torch)
+    checks.append(_check_fast_mode())
+    checks += _check_cache()
+    checks.append(_check_notebooks())
+    return checks
+
+
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    checks = doctor_checks()
+    for c in checks:
+        _write(c.line())
+    failed = [c.label for c in checks if c.essential and not c.ok]
+    if failed:
+        _write(f"\n{len(failed)} essential check(s) failed: {', '.join(failed)}", sys.stderr)
+        return 1
+    _write("\nAll essential checks passed: run `make lab` to start with lesson 00.")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------- list
+
+
+@dataclass
+class LessonInfo:
+    number: str
+    title: str
+    expected_time: str
+    has_solutions: bool
+
+
+def read_lesson(path: Path, solutions_dir: Path) -> LessonInfo:
+    """Parse a lesson's header cell; a missing or odd header gives the file name and "?"."""
+    title, expected = path.name, "?"
+    try:
+        nb = json.loads(path.read_text(encoding="utf-8"))
+        first = nb["cells"][0]
+        source = first["source"] if isinstance(first["source"], str) else "".join(first["source"])
+        if first.get("cell_type") != "markdown":
+            source = ""
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        source = ""
+    for line in source.splitlines():
+        stripped = line.strip()
+        if title == path.name and stripped.startswith("# "):
+            m = _TITLE.match(stripped)
+            title = m.group("title") if m else title
+        m = _EXPECTED_TIME.match(stripped)
+        if m and m.group("value"):
+            expected = m.group("value")
+    solution = solutions_dir / f"{path.stem}_solutions.ipynb"
+    return LessonInfo(path.name[:2], title, expected, solution.is_file())
+
+
+def _table(rows: list[list[str]]) -> list[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    notebooks = args.notebooks if args.notebooks is not None else _root_or_none()
+    if notebooks is None:
+        _write("error: no notebooks/ folder here or above; pass --notebooks DIR", sys.stderr)
+        return 1
+    if args.notebooks is None:
+        notebooks = notebooks / "notebooks"
+    if not notebooks.is_dir():
+        _write(f"error: --notebooks {notebooks} is not a folder", sys.stderr)
+        return 1
+    solutions = args.solutions if args.solutions is not None else notebooks.parent / "solutions"
+    paths = sorted(p for p in notebooks.glob("*.ipynb") if LESSON_FILE.match(p.name))
+    if not paths:
+        _write(f"no lessons (NN_topic.ipynb) in {_display(notebooks)}")
+        return 0
+    rows = [["#", "lesson", "expected time", "solutions"]]
+    for lesson in (read_lesson(p, solutions) for p in paths):
+        solutions_column = "yes" if lesson.has_solutions else "no"
+        rows.append([lesson.number, lesson.title, lesson.expected_time, solutions_column])
+    for line in _table(rows):
+        _write(line)
+    return 0
+
+
+def _root_or_none() -> Path | None:
+    try:
+        return repo_root()
+    except FileNotFoundError:
+        return None
+
+
+# ---------------------------------------------------------------------------------------- make-exercises
+
+
+def _cmd_make_exercises(args: argparse.Namespace) -> int:
+    solutions, exercises = args.solutions, args.exercises
+    if solutions is None or exercises is None:
+        root = _root_or_none()
+        if solutions is None and root is None:
+            _write("error: no course repository here or above; pass --solutions DIR (and --exercises DIR)",
+                   sys.stderr)
+            return 1
+        solutions = solutions if solutions is not None else root / "solutions"
+        exercises = exercises if exercises is not None else solutions.parent / "exercises"
+    try:
+        changed = generate_exercises(solutions, exercises, check=args.check)
+    except ValueError as e:
+        _write(f"error: {e}", sys.stderr)
+        return 1
+    folder = _display(exercises).rstrip("/") + "/"
+    if args.check:
+        if not changed:
+            _write(f"{folder} is up to date")
+            return 0
+        _write(f"{folder} is out of date with {_display(solutions)}/:", sys.stderr)
+        for path in changed:
+            _write(f"  {_display(path)}", sys.stderr)
+        _write("run `make exercises` (aigc-course make-exercises) and commit the result", sys.stderr)
+        return 1
+    if not changed:
+        _write(f"{folder} is up to date")
+    for path in changed:
+        _write(f"{'wrote' if path.exists() else 'removed'} {_display(path)}")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------- main
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="aigc-course", description="Companion tool of the AIGC course.")
+    parser.add_argument("--version", action="version", version=f"aigc-course {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("doctor", help="check Python, packages, device, fast mode and data cache")
+    p.set_defaults(func=_cmd_doctor)
+
+    p = sub.add_parser("list", help="list the lessons with their expected time")
+    p.add_argument("--notebooks", type=Path, metavar="DIR", help="lesson folder (default: <repo>/notebooks)")
+    p.add_argument("--solutions", type=Path, metavar="DIR",
+                   help="solutions folder (default: next to the lesson folder)")
+    p.set_defaults(func=_cmd_list)
+
+    p = sub.add_parser("make-exercises", help="regenerate exercises/ from solutions/")
+    p.add_argument("--check", action="store_true", help="write nothing; exit 1 if exercises/ is stale")
+    p.add_argument("--solutions", type=Path, metavar="DIR", help="default: <repo>/solutions")
+    p.add_argument("--exercises", type=Path, metavar="DIR", help="default: next to the solutions folder")
+    p.set_defaults(func=_cmd_make_exercises)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit code (2 for usage errors, as argparse does)."""
+    if argv is not None and (isinstance(argv, str) or not all(isinstance(a, str) for a in argv)):
+        raise TypeError(f"argv must be a list of str or None, got {argv!r}")
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # usage error (2), --help or --version (0): return the code instead of exiting
+        return e.code if isinstance(e.code, int) else 0 if e.code is None else 2
+    func: Callable[[argparse.Namespace], int] = args.func
+    return func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
