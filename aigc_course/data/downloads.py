@@ -1,0 +1,257 @@
+"""Hash-checked downloads (MNIST, Fashion-MNIST, Tiny Shakespeare) through pooch, cached on disk.
+
+Each registry entry names a file relative to the cache folder (``aigc_course.config.cache_dir()``, set by
+``AIGC_DATA_DIR``); ``fetch`` downloads it once from its mirror, checks its SHA-256 and then only reads the
+cached copy. ``AIGC_DATA_URL=https://my.mirror/aigc`` makes every file come from ``<base>/<filename>``
+instead (e.g. ``<base>/mnist/train-images-idx3-ubyte.gz``).
+
+Mirrors: MNIST from PyTorch's S3 copy (``ossci-datasets``; the original yann.lecun.com no longer serves
+it), Fashion-MNIST from the Zalando Research GitHub repository, Tiny Shakespeare from karpathy/char-rnn.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import logging
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import config
+
+DATA_URL_ENV = "AIGC_DATA_URL"
+DOWNLOAD_TIMEOUT_S = 60
+
+_MNIST_URL = "https://ossci-datasets.s3.amazonaws.com/mnist/"
+_FASHION_URL = "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/"
+_SHAKESPEARE_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
+
+log = logging.getLogger(__name__)
+
+
+class DatasetUnavailableError(RuntimeError):
+    """A data set could not be downloaded or failed its hash check; the message says how to fix it."""
+
+
+@dataclass(frozen=True)
+class DatasetEntry:
+    """One downloadable file: where it comes from, its SHA-256, and its path inside the cache folder."""
+
+    url: str
+    sha256: str
+    description: str
+    filename: str
+
+
+def _idx_entries(prefix: str, base_url: str, label: str, hashes: dict[str, str]) -> dict[str, DatasetEntry]:
+    parts = {"train-images": "train-images-idx3-ubyte.gz", "train-labels": "train-labels-idx1-ubyte.gz",
+             "test-images": "t10k-images-idx3-ubyte.gz", "test-labels": "t10k-labels-idx1-ubyte.gz"}
+    return {
+        f"{prefix}-{part}": DatasetEntry(
+            url=base_url + fname, sha256=hashes[fname], filename=f"{prefix}/{fname}",
+            description=f"{label} {part.replace('-', ' ')} (idx format, gzip)",
+        )
+        for part, fname in parts.items()
+    }
+
+
+# SHA-256 sums as published alongside these files by several independent projects (e.g. torchvision's
+# prototype datasets, guild.ai's MNIST package, Zalando's own listing); see the course's data notes.
+DATASETS: dict[str, DatasetEntry] = {
+    **_idx_entries("mnist", _MNIST_URL, "MNIST", {
+        "train-images-idx3-ubyte.gz": "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+        "train-labels-idx1-ubyte.gz": "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+        "t10k-images-idx3-ubyte.gz": "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+        "t10k-labels-idx1-ubyte.gz": "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+    }),
+    **_idx_entries("fashion-mnist", _FASHION_URL, "Fashion-MNIST", {
+        "train-images-idx3-ubyte.gz": "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",
+        "train-labels-idx1-ubyte.gz": "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",
+        "t10k-images-idx3-ubyte.gz": "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
+        "t10k-labels-idx1-ubyte.gz": "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
+    }),
+    "tiny-shakespeare": DatasetEntry(
+        url=_SHAKESPEARE_URL,
+        sha256="86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed",
+        description="Tiny Shakespeare: 1.1 MB of plays as plain text (karpathy/char-rnn)",
+        filename="tinyshakespeare/input.txt",
+    ),
+}
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _entry(name: object) -> DatasetEntry:
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a str, got {type(name).__name__}")
+    if name not in DATASETS:
+        raise ValueError(f"unknown data set name {name!r}; valid names: {', '.join(sorted(DATASETS))}")
+    return DATASETS[name]
+
+
+def _data_root(data_dir: object) -> Path:
+    if data_dir is None:
+        return config.cache_dir()
+    if not isinstance(data_dir, (str, os.PathLike)):
+        raise TypeError(f"data_dir must be a str, a path or None, got {type(data_dir).__name__}")
+    return Path(data_dir).expanduser()
+
+
+def _source_url(entry: DatasetEntry, url: object) -> str:
+    if url is not None:
+        if not isinstance(url, str):
+            raise TypeError(f"url must be a str or None, got {type(url).__name__}")
+        source = url
+    elif os.environ.get(DATA_URL_ENV, "").strip():
+        source = os.environ[DATA_URL_ENV].strip().rstrip("/") + "/" + entry.filename
+    else:
+        source = entry.url
+    if not source.startswith(("http://", "https://", "ftp://")):
+        raise ValueError(f"url must start with http://, https:// or ftp://, got {source!r}")
+    return source
+
+
+def _how_to_fix(entry: DatasetEntry, source: str, target: Path) -> str:
+    return (f"The file should be at: {target}\n"
+            f"To fix it, download {source} by hand and save it as {target}, or set {config.CACHE_ENV} to a "
+            f"folder that already holds {entry.filename}, or set {DATA_URL_ENV} to a reachable mirror that "
+            f"serves <base>/{entry.filename}.")
+
+
+def fetch(name: str, *, data_dir: str | os.PathLike | None = None, url: str | None = None) -> Path:
+    """Path of the registry file ``name`` (a key of ``DATASETS``), downloading it on first use.
+
+    ``data_dir`` overrides the cache folder, ``url`` the download address (the SHA-256 is checked either
+    way). A cached file with the right hash is never downloaded again; one with a wrong hash is removed and
+    downloaded afresh. Raises ``DatasetUnavailableError`` when the download fails or the hash does not match.
+    """
+    import pooch
+
+    entry = _entry(name)
+    target = _data_root(data_dir) / entry.filename
+    source = _source_url(entry, url)
+    if target.is_file():
+        if sha256_file(target) == entry.sha256:
+            return target
+        log.warning("cached %s does not match its SHA-256; removing it and downloading again", target)
+        target.unlink()
+
+    try:
+        pooch.retrieve(
+            source, known_hash=f"sha256:{entry.sha256}", fname=target.name, path=target.parent,
+            downloader=pooch.HTTPDownloader(progressbar=False, timeout=DOWNLOAD_TIMEOUT_S),
+        )
+    except ValueError as err:  # pooch's hash check; it deletes the temporary download itself
+        raise DatasetUnavailableError(
+            f"The file downloaded for {name!r} from {source} did not match its SHA-256 hash "
+            f"(expected {entry.sha256}); the bad download was removed and nothing was saved. The mirror may "
+            f"serve a different or truncated file ({err}).\n" + _how_to_fix(entry, source, target)
+        ) from err
+    except OSError as err:  # requests' exceptions derive from OSError; so do disk errors
+        raise DatasetUnavailableError(
+            f"Could not download {name!r} ({entry.description}) from {source}: {type(err).__name__}: {err}\n"
+            + _how_to_fix(entry, source, target)
+        ) from err
+    return target
+
+
+def cached_datasets(data_dir: str | os.PathLike | None = None) -> dict[str, bool]:
+    """Which registry files are already in the cache folder (presence only, hashes are checked on use)."""
+    root = _data_root(data_dir)
+    return {name: (root / entry.filename).is_file() for name, entry in DATASETS.items()}
+
+
+def load_tiny_shakespeare(path: str | os.PathLike | None = None) -> str:
+    """The Tiny Shakespeare text (1,115,394 chars), from the cache (downloaded once) or a local ``path``.
+
+    A local file must have the registry's SHA-256 too; otherwise ``DatasetUnavailableError`` is raised and
+    the file is left alone.
+    """
+    entry = DATASETS["tiny-shakespeare"]
+    if path is None:
+        file = fetch("tiny-shakespeare")
+    else:
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"path must be a str, a path or None, got {type(path).__name__}")
+        file = Path(path).expanduser()
+        if not file.is_file():
+            raise FileNotFoundError(f"path {file} does not exist (expected the Tiny Shakespeare input.txt)")
+        actual = sha256_file(file)
+        if actual != entry.sha256:
+            raise DatasetUnavailableError(
+                f"{file} is not the expected Tiny Shakespeare file: its SHA-256 is {actual}, expected "
+                f"{entry.sha256}. Delete or replace it with a fresh copy of {entry.url}, or pass path=None "
+                "to use the cached download."
+            )
+    return file.read_bytes().decode("utf-8")
+
+
+# IDX format (LeCun): magic = 0x00 0x00 <type code> <ndim>, then ndim big-endian uint32 sizes, then data.
+_IDX_DTYPES = {0x08: np.dtype(">u1"), 0x09: np.dtype(">i1"), 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
+               0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
+IDX_IMAGES_MAGIC = 0x00000803  # 2051: uint8, 3 dimensions
+IDX_LABELS_MAGIC = 0x00000801  # 2049: uint8, 1 dimension
+
+
+def read_idx(path: str | os.PathLike, *, magic: int | None = None) -> torch.Tensor:
+    """Parse an IDX file (gzipped or plain) into a tensor of its stored shape and dtype.
+
+    ``magic`` (e.g. ``IDX_IMAGES_MAGIC``) makes a file with another magic number raise ``ValueError``.
+    """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or a path, got {type(path).__name__}")
+    raw = Path(path).read_bytes()
+    if raw[:2] == b"\x1f\x8b":  # gzip signature
+        raw = gzip.decompress(raw)
+    if len(raw) < 4:
+        raise ValueError(f"{path} is too short to be an IDX file ({len(raw)} bytes)")
+    zero1, zero2, code, ndim = struct.unpack(">BBBB", raw[:4])
+    file_magic = struct.unpack(">I", raw[:4])[0]
+    if zero1 != 0 or zero2 != 0 or code not in _IDX_DTYPES or ndim == 0:
+        raise ValueError(f"{path} is not an IDX file: bad magic number 0x{file_magic:08x}")
+    if magic is not None and file_magic != magic:
+        raise ValueError(f"{path}: magic number 0x{file_magic:08x}, expected 0x{magic:08x}")
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise ValueError(f"{path}: truncated IDX header")
+    shape = struct.unpack(f">{ndim}I", raw[4:header])
+    dtype = _IDX_DTYPES[code]
+    count = int(np.prod(shape, dtype=np.int64))
+    if len(raw) - header != count * dtype.itemsize:
+        raise ValueError(f"{path}: header says shape {shape} ({count * dtype.itemsize} bytes of data), "
+                         f"file holds {len(raw) - header}")
+    data = np.frombuffer(raw, dtype=dtype, offset=header).astype(dtype.newbyteorder("="))
+    return torch.from_numpy(data.reshape(shape))
+
+
+def load_mnist(
+    split: str = "train", *, fashion: bool = False, data_dir: str | os.PathLike | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """MNIST (or Fashion-MNIST with ``fashion=True``): images uint8 (N, 28, 28), labels int64 (N,).
+
+    ``split`` is ``"train"`` (60,000) or ``"test"`` (10,000). Files are fetched once and hash-checked.
+    """
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    if not isinstance(fashion, bool):
+        raise TypeError(f"fashion must be a bool, got {type(fashion).__name__}")
+    prefix = "fashion-mnist" if fashion else "mnist"
+    images = read_idx(fetch(f"{prefix}-{split}-images", data_dir=data_dir), magic=IDX_IMAGES_MAGIC)
+    labels = read_idx(fetch(f"{prefix}-{split}-labels", data_dir=data_dir), magic=IDX_LABELS_MAGIC)
+    if tuple(images.shape[1:]) != (28, 28):
+        raise ValueError(f"{prefix} {split} images have shape {tuple(images.shape)}, expected (N, 28, 28)")
+    if images.shape[0] != labels.shape[0]:
+        raise ValueError(f"{prefix} {split}: {images.shape[0]} images but {labels.shape[0]} labels")
+    return images, labels.to(torch.int64)
