@@ -23,21 +23,25 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
-    """After --durations (which lists single cells), add the total time per notebook."""
-    per_notebook: dict[str, float] = {}
-    cells: dict[str, int] = {}
+    """After --durations (which lists single cells): each notebook's result and total cell time."""
+    seconds: dict[str, float] = {}
+    outcomes: dict[str, dict[str, int]] = {}
     for reports in terminalreporter.stats.values():
         for rep in reports:
             nodeid = getattr(rep, "nodeid", "")
             if ".ipynb::" not in nodeid or not hasattr(rep, "duration"):
                 continue
             nb = nodeid.split("::", 1)[0]
-            per_notebook[nb] = per_notebook.get(nb, 0.0) + rep.duration
-            if getattr(rep, "when", "") == "call":
-                cells[nb] = cells.get(nb, 0) + 1
-    if not per_notebook:
+            seconds[nb] = seconds.get(nb, 0.0) + rep.duration
+            if rep.when == "call" or (rep.when == "setup" and rep.outcome != "passed"):
+                counts = outcomes.setdefault(nb, {})
+                counts[rep.outcome] = counts.get(rep.outcome, 0) + 1
+    if not seconds:
         return
-    terminalreporter.write_sep("=", "notebooks by wall time (kernel start + all cells)")
-    for nb, secs in sorted(per_notebook.items(), key=lambda kv: -kv[1]):
-        terminalreporter.write_line(f"{secs:7.1f}s  {nb}  ({cells.get(nb, 0)} cells)")
-    terminalreporter.write_line(f"{sum(per_notebook.values()):7.1f}s  total over {len(per_notebook)} notebooks")
+    terminalreporter.write_sep("=", "nbval results per notebook (time = sum of its cells)")
+    for nb, secs in sorted(seconds.items(), key=lambda kv: -kv[1]):
+        counts = outcomes.get(nb, {})
+        status = "PASSED" if set(counts) <= {"passed", "skipped"} else "FAILED"
+        detail = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+        terminalreporter.write_line(f"{status:6s} {secs:6.1f}s  {nb}  ({detail} cells)")
+    terminalreporter.write_line(f"{'':6s} {sum(seconds.values()):6.1f}s  total over {len(seconds)} notebooks")
