@@ -116,3 +116,16 @@ def rng_state_kept() -> Iterator[None]:
         torch.set_rng_state(cpu)
         if cuda is not None:
             torch.cuda.set_rng_state_all(cuda)
+
+
+def maybe_compile(model: torch.nn.Module, enabled: bool | None = None, **kwargs) -> torch.nn.Module:
+    """``torch.compile(model)`` when ``enabled``; ``None`` means on for CUDA models, off otherwise.
+
+    On a small CPU model compilation costs tens of seconds and rarely pays back, hence off by default.
+    """
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if enabled is None:
+        p = next(model.parameters(), None)
+        enabled = p is not None and p.device.type == "cuda"
+    return torch.compile(model, **kwargs) if enabled else model

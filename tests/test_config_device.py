@@ -123,3 +123,33 @@ def test_autocast_bf16_on_cuda():
     x = torch.ones(4, 4, device="cuda")
     with device.autocast("cuda"):
         assert (x @ x).dtype == torch.bfloat16
+
+
+def test_maybe_compile_off_on_cpu_by_default():
+    model = torch.nn.Linear(2, 2)
+    assert device.maybe_compile(model) is model
+    assert device.maybe_compile(model, enabled=False) is model
+    with pytest.raises(TypeError, match="model must be"):
+        device.maybe_compile(lambda x: x)
+
+
+@pytest.mark.cuda
+def test_train_with_bf16_autocast_on_cuda():
+    from aigc_course.train import TrainConfig, train
+
+    model = torch.nn.Linear(8, 1).cuda()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    dtypes = []
+
+    def step(ctx):
+        x = torch.randn(16, 8, device="cuda")
+        with ctx.autocast():
+            y = model(x)
+        dtypes.append(y.dtype)
+        loss = (y.float() - 1).pow(2).mean()
+        ctx.optimize(loss)
+        return {"loss": loss}
+
+    hist = train(step, models=model, optimizers=opt, config=TrainConfig(steps=50, progress=False))
+    assert dtypes[0] == torch.bfloat16
+    assert hist.last("loss") < hist["loss"][0]
