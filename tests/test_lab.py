@@ -32,7 +32,8 @@ def test_make_lab_serves_lesson_00(tmp_path):
     args = (f"--no-browser --ip=127.0.0.1 --port={port} --ServerApp.port_retries=0 "
             f"--IdentityProvider.token={token} --ServerApp.root_dir={ROOT}")
     env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"), "JUPYTER_CONFIG_DIR": str(tmp_path)}
-    proc = subprocess.Popen(["make", "-s", "lab", f"LAB_ARGS={args}"], cwd=ROOT, env=env, start_new_session=True,
+    cmd = ["make", "-s", "-o", ".venv/.aigc-installed", "lab", f"LAB_ARGS={args}"]  # -o: never reinstall here
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}/api/contents/{LESSON}?content=0&token={token}"
     try:
