@@ -60,8 +60,8 @@ def _idx_entries(prefix: str, base_url: str, label: str, hashes: dict[str, str])
     }
 
 
-# SHA-256 sums as published alongside these files by several independent projects (e.g. torchvision's
-# prototype datasets, guild.ai's MNIST package, Zalando's own listing); see the course's data notes.
+# SHA-256 sums of the files at these mirrors, each cross-checked against several independent public
+# registries of the same files (dataset loaders in other projects that pin the same hashes).
 DATASETS: dict[str, DatasetEntry] = {
     **_idx_entries("mnist", _MNIST_URL, "MNIST", {
         "train-images-idx3-ubyte.gz": "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
