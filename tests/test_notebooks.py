@@ -143,3 +143,18 @@ def test_every_check_rejects_a_planted_wrong_answer():
     for name in names:
         assert re.search(rf"\b{name}\b", tests_text), f"{name} has no test"
     assert tests_text.count("pytest.raises(CheckFailed") >= len(names)
+
+
+def test_nbval_over_xdist_without_loadscope_is_refused() -> None:
+    """Cells of one notebook share a kernel; spread over workers they fail with confusing NameErrors."""
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", "2", "--nbval-lax", "--co", "-q",
+           "notebooks/00_welcome_aigc_pipeline.ipynb"]
+    refused = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert refused.returncode == pytest.ExitCode.USAGE_ERROR, refused.stdout + refused.stderr
+    assert "--dist loadscope" in refused.stderr
+    allowed = subprocess.run([*cmd[:-1], "--dist", "loadscope", cmd[-1]], cwd=ROOT, capture_output=True,
+                             text=True, timeout=120)
+    assert allowed.returncode == 0, allowed.stdout + allowed.stderr

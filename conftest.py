@@ -1,4 +1,5 @@
-"""Test-suite setup: one torch thread per worker, cuda tests skipped without a GPU, patient nbval."""
+"""Test-suite setup (for tests/, notebooks/ and solutions/): one torch thread per worker, cuda tests skipped
+without a GPU, patient nbval, a per-notebook summary."""
 
 from __future__ import annotations
 
@@ -11,6 +12,18 @@ import torch
 torch.set_num_threads(int(os.environ.get("AIGC_NUM_THREADS", "1")))
 
 NBVAL_OUTPUT_TIMEOUT = 120  # seconds a notebook cell may stay silent (nbval's default of 5 s is flaky)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Refuse to spread one notebook's cells over several xdist workers: they share a kernel's state."""
+    nbval_on = config.getoption("nbval", False) or config.getoption("nbval_lax", False)
+    workers = config.getoption("numprocesses", None)
+    dist = config.getoption("dist", "no")
+    if nbval_on and workers and dist not in ("loadscope", "loadfile", "no"):
+        raise pytest.UsageError(
+            f"nbval with -n {workers} needs --dist loadscope (got --dist {dist}): otherwise the cells of one "
+            "notebook run on different workers and fail with NameError. Use `make test`, or add --dist loadscope."
+        )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
