@@ -127,6 +127,37 @@ def test_exercises_hide_the_solutions(path):
     assert "raise NotImplementedError" in text
 
 
+@pytest.mark.parametrize("path", EXERCISES, ids=_ids(EXERCISES))
+def test_a_fresh_exercise_notebook_fails_only_at_its_stubs(path, monkeypatch):
+    """Run all on the notebook a student starts from: every stub's self-check says "not implemented yet",
+    cells that use a stub fail only through it, and everything else runs."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    monkeypatch.setenv("AIGC_FAST", "1")
+    monkeypatch.setenv("AIGC_NUM_THREADS", "1")
+    nb = nbformat.read(path, as_version=4)
+    NotebookClient(nb, timeout=120, allow_errors=True,
+                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    stubs = 0
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        errors = [o for o in cell.outputs if o.output_type == "error"]
+        where = f"{path.name} cell {i}"
+        if "raise NotImplementedError" in cell.source:
+            stubs += 1
+            assert errors, f"{where}: the stub ran without error; its self-check must report it"
+            if re.search(r"\bcheck_\w+\(", cell.source):
+                assert errors[0].ename == "CheckFailed" and "not implemented yet" in errors[0].evalue, (
+                    f"{where}: expected the self-check's 'not implemented yet', got {errors[0].ename}")
+        else:
+            for err in errors:
+                assert err.ename in ("NotImplementedError", "CheckFailed"), (
+                    f"{where} fails for a reason other than an unfinished exercise: {err.ename}: {err.evalue}")
+    assert stubs >= 3
+
+
 def test_readme_lists_every_lesson():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     for p in LESSONS:
