@@ -139,23 +139,18 @@ def test_a_fresh_exercise_notebook_fails_only_at_its_stubs(path, monkeypatch):
     nb = nbformat.read(path, as_version=4)
     NotebookClient(nb, timeout=120, allow_errors=True,
                    resources={"metadata": {"path": str(path.parent)}}).execute()
-    stubs = 0
-    for i, cell in enumerate(nb.cells):
-        if cell.cell_type != "code":
-            continue
-        errors = [o for o in cell.outputs if o.output_type == "error"]
-        where = f"{path.name} cell {i}"
-        if "raise NotImplementedError" in cell.source:
-            stubs += 1
-            assert errors, f"{where}: the stub ran without error; its self-check must report it"
-            if re.search(r"\bcheck_\w+\(", cell.source):
-                assert errors[0].ename == "CheckFailed" and "not implemented yet" in errors[0].evalue, (
-                    f"{where}: expected the self-check's 'not implemented yet', got {errors[0].ename}")
-        else:
-            for err in errors:
-                assert err.ename in ("NotImplementedError", "CheckFailed"), (
-                    f"{where} fails for a reason other than an unfinished exercise: {err.ename}: {err.evalue}")
-    assert stubs >= 3
+    code = [(i, cell) for i, cell in enumerate(nb.cells) if cell.cell_type == "code"]
+    errors = {i: next((o for o in cell.outputs if o.output_type == "error"), None) for i, cell in code}
+    for i, err in errors.items():
+        assert err is None or err.ename in ("NotImplementedError", "CheckFailed"), (
+            f"{path.name} cell {i} fails for a reason other than an unfinished exercise: {err.ename}: {err.evalue}")
+    stubs = [k for k, (_, cell) in enumerate(code) if "raise NotImplementedError" in cell.source]
+    for k in stubs:  # the self-check sits in the stub's cell or in the next code cell
+        reports = [errors[i] for i, cell in code[k:k + 2] if re.search(r"\bcheck_\w+\(", cell.source)]
+        assert reports and reports[0] is not None and reports[0].ename == "CheckFailed" \
+            and "not implemented yet" in reports[0].evalue, (
+                f"{path.name} cell {code[k][0]}: the stub's self-check must report 'not implemented yet'")
+    assert len(stubs) >= 3
 
 
 def test_readme_lists_every_lesson():
