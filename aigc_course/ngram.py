@@ -34,6 +34,7 @@ __all__ = [
     "adapt",
     "additive_smoothing",
     "categorical_mle",
+    "context_windows",
     "dirichlet_map",
     "entropy",
     "perplexity_from_log_probs",
@@ -153,6 +154,28 @@ def entropy(probs: torch.Tensor) -> torch.Tensor:
     probs = _check_tensor(probs, "probs", "(..., V)")
     plogp = torch.where(probs > 0, probs * probs.clamp_min(1e-300).log(), torch.zeros_like(probs))
     return -plogp.sum(dim=-1) + 0.0  # + 0.0 turns -0.0 into 0.0
+
+
+def context_windows(ids: torch.Tensor, order: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The (context, target) pairs an order-``n`` model counts: for every position t >= n - 1,
+    the context is the ``n - 1`` ids *before* t, ``ids[t-n+1 : t]``, and the target is ``ids[t]``.
+
+    ids: (T,) integer ids → contexts (T - n + 1, n - 1) and targets (T - n + 1,), both int64.
+    ``order = 1`` gives empty contexts (T, 0); a sequence shorter than ``order`` gives no pairs.
+    """
+    if isinstance(order, bool) or not isinstance(order, int) or order < 1:
+        raise ValueError(f"order must be an int >= 1, got {order!r}")
+    if not isinstance(ids, torch.Tensor):
+        raise TypeError(f"ids must be a LongTensor of shape (T,), got {type(ids).__name__}")
+    if ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
+        raise TypeError(f"ids must hold integer token ids, got dtype {ids.dtype}")
+    if ids.dim() != 1:
+        raise ValueError(f"ids must have shape (T,), got {tuple(ids.shape)}")
+    ids = ids.to(torch.long)
+    if ids.numel() < order:
+        return ids.new_empty((0, order - 1)), ids.new_empty((0,))
+    windows = ids.unfold(0, order, 1)  # (T - n + 1, n): row j is ids[j : j + n]
+    return windows[:, :-1].clone(), windows[:, -1].clone()
 
 
 # ----------------------------------------------------------------------------------------------------
