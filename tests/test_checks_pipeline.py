@@ -1,7 +1,14 @@
-"""Lesson 00 self-checks: accept correct answers, reject each planted mistake with its targeted hint."""
+"""Lesson 00 self-checks: a catalogue of planted mistakes per exercise, each rejected with its own hint, and of
+correct answers written differently (another dtype, NumPy, a loop), each accepted.
+
+To extend: add a row to the exercise's WRONG table (the answer, a regex of words that only its hint
+contains, and its class) or RIGHT table.
+"""
 
 import math
+import re
 
+import numpy as np
 import pytest
 import torch
 
@@ -10,9 +17,20 @@ from aigc_course.checks import (
     CheckFailed,
     check_adapted_probs,
     check_categorical_mle,
+    check_context_windows,
     check_perplexity,
     check_softmax_with_temperature,
 )
+from aigc_course.checks.pipeline import (
+    ADAPTED_PROBS_CHECK,
+    CATEGORICAL_MLE_CHECK,
+    CONTEXT_WINDOWS_CHECK,
+    PERPLEXITY_CHECK,
+    SOFTMAX_CHECK,
+)
+
+# The classes every catalogue must cover (besides plain wrong formulas).
+REQUIRED = {"in-place", "type", "unstable", "edge"}
 
 
 def not_implemented(*args, **kwargs):
@@ -21,50 +39,107 @@ def not_implemented(*args, **kwargs):
 
 # ----------------------------------------------------------------------------- 0.1 categorical MLE
 
-def mle_by_hand(counts):
-    """A correct answer written differently from the reference."""
-    return counts / counts.sum(-1).unsqueeze(-1)
+def mle_in_place(counts):
+    counts /= counts.sum(-1, keepdim=True)
+    return counts
 
 
-@pytest.mark.parametrize("fn", [ref.categorical_mle, mle_by_hand])
-def test_categorical_mle_accepts_correct(fn, capsys):
+def mle_loop(counts):
+    flat = counts.reshape(-1, counts.shape[-1])
+    out = torch.empty_like(flat)
+    for i, row in enumerate(flat):
+        out[i] = row / row.sum()
+    return out.reshape(counts.shape)
+
+
+MLE_RIGHT = [
+    pytest.param(ref.categorical_mle, id="reference"),
+    pytest.param(lambda c: torch.from_numpy(c.numpy() / c.numpy().sum(-1, keepdims=True)), id="numpy"),
+    pytest.param(mle_loop, id="loop"),
+    pytest.param(lambda c: c.float() / c.float().sum(-1, keepdim=True), id="float32"),
+    pytest.param(lambda c: torch.nn.functional.normalize(c, p=1, dim=-1), id="F.normalize"),
+]
+MLE_WRONG = [
+    pytest.param(mle_in_place, r"modified its argument `counts` in place", "in-place", id="counts /= total"),
+    pytest.param(lambda c: c.numpy() / c.numpy().sum(-1, keepdims=True), r"you returned a NumPy array",
+                 "type", id="numpy array"),
+    pytest.param(lambda c: (c / c.sum(-1, keepdim=True)).tolist(), r"you returned a list", "type", id="list"),
+    pytest.param(lambda c: c.long() // c.long().sum(-1, keepdim=True), r"expected a floating-point tensor",
+                 "type", id="integer division"),
+    pytest.param(lambda c: c.half() / c.half().sum(-1, keepdim=True), r"got torch\.float16", "type",
+                 id="float16 result"),
+    pytest.param(lambda c: (c.half() / c.half().sum(-1, keepdim=True)).double(), r"computed in half precision",
+                 "unstable", id="float16 inside"),
+    pytest.param(lambda c: c / c.sum(-1), r"lost its last dimension", "edge", id="no keepdim (square)"),
+    pytest.param(lambda c: c, r"raw counts", "formula", id="raw counts"),
+    pytest.param(lambda c: c / c.sum(0, keepdim=True), r"column totals", "formula", id="wrong axis"),
+    pytest.param(lambda c: c / c.sum(), r"grand total", "formula", id="grand total"),
+    pytest.param(lambda c: torch.softmax(c, -1), r"softmax of the counts", "formula", id="softmax"),
+]
+
+
+@pytest.mark.parametrize("fn", MLE_RIGHT)
+def test_categorical_mle_accepts(fn, capsys):
     check_categorical_mle(fn)
     assert "✓ Exercise 0.1" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("wrong, hint", [
-    (lambda c: c, "raw counts"),
-    (lambda c: c / c.sum(0, keepdim=True), "wrong axis"),
-    (lambda c: c / c.sum(), "grand total"),
-    (lambda c: torch.softmax(c, -1), "softmax of the counts"),
-])
-def test_categorical_mle_rejects_mistakes(wrong, hint):
+@pytest.mark.parametrize("fn, hint, kind", MLE_WRONG)
+def test_categorical_mle_rejects(fn, hint, kind):
     with pytest.raises(CheckFailed, match=hint):
-        check_categorical_mle(wrong)
+        check_categorical_mle(fn)
 
 
 # ----------------------------------------------------------------------------- 0.2 perplexity
 
-def perplexity_as_float(log_probs):
-    return math.exp(-float(log_probs.sum()) / len(log_probs))
+def ppl_in_place(log_probs):
+    log_probs.neg_()
+    return log_probs.mean().exp()
 
 
-@pytest.mark.parametrize("fn", [ref.perplexity_from_log_probs, perplexity_as_float])
-def test_perplexity_accepts_correct(fn, capsys):
+def ppl_loop(log_probs):
+    total = 0.0
+    for v in log_probs.tolist():
+        total += v
+    return torch.tensor(math.exp(-total / len(log_probs)))
+
+
+PPL_RIGHT = [
+    pytest.param(ref.perplexity_from_log_probs, id="reference"),
+    pytest.param(lambda lp: math.exp(-float(lp.sum()) / len(lp)), id="python float"),
+    pytest.param(lambda lp: np.exp(-np.mean(lp.numpy())), id="numpy float64"),
+    pytest.param(ppl_loop, id="loop"),
+    pytest.param(lambda lp: torch.exp(-lp.float().mean()), id="float32"),
+    pytest.param(lambda lp: 1 / torch.exp(lp.mean()), id="1 / exp(mean)"),
+]
+PPL_WRONG = [
+    pytest.param(ppl_in_place, r"modified its argument `log_probs` in place", "in-place", id="neg_"),
+    pytest.param(lambda lp: torch.exp(-lp.mean()).numpy(), r"you returned a NumPy array", "type", id="numpy"),
+    pytest.param(lambda lp: [torch.exp(-lp.mean())], r"you returned a list", "type", id="list"),
+    pytest.param(lambda lp: lp.exp().prod() ** (-1 / len(lp)), r"underflow: the product", "unstable",
+                 id="prod(p)**(-1/N)"),
+    pytest.param(lambda lp: (1 / lp.exp()).prod() ** (1 / len(lp)), r"underflow: the product", "unstable",
+                 id="prod(1/p)**(1/N)"),
+    pytest.param(lambda lp: torch.exp(-lp.clamp_min(-100).mean()), r"an impossible token", "edge",
+                 id="clamped log p"),
+    pytest.param(lambda lp: -lp.mean(), r"returned the average negative log-likelihood", "formula", id="NLL"),
+    pytest.param(lambda lp: lp.mean().exp(), r"sign error", "formula", id="sign"),
+    pytest.param(lambda lp: (-lp.sum()).exp(), r"summed the log-probs", "formula", id="sum"),
+    pytest.param(lambda lp: 2.0 ** (-lp.mean()), r"base mix-up", "formula", id="base 2"),
+    pytest.param(lambda lp: 1.0 / lp.exp().mean(), r"\*geometric\* mean", "formula", id="arithmetic mean"),
+]
+
+
+@pytest.mark.parametrize("fn", PPL_RIGHT)
+def test_perplexity_accepts(fn, capsys):
     check_perplexity(fn)
     assert "✓ Exercise 0.2" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("wrong, hint", [
-    (lambda lp: -lp.mean(), "exponential"),
-    (lambda lp: lp.mean().exp(), "sign error"),
-    (lambda lp: (-lp.sum()).exp(), "summed the log-probs"),
-    (lambda lp: 2.0 ** (-lp.mean()), "base mix-up"),
-    (lambda lp: 1.0 / lp.exp().mean(), "geometric"),
-])
-def test_perplexity_rejects_mistakes(wrong, hint):
+@pytest.mark.parametrize("fn, hint, kind", PPL_WRONG)
+def test_perplexity_rejects(fn, hint, kind):
     with pytest.raises(CheckFailed, match=hint):
-        check_perplexity(wrong)
+        check_perplexity(fn)
 
 
 # ----------------------------------------------------------------------------- 0.3 temperature
@@ -74,69 +149,325 @@ def softmax_by_hand(z, T):
     return e / e.sum(-1, keepdim=True)
 
 
-@pytest.mark.parametrize("fn", [ref.softmax_with_temperature, softmax_by_hand])
-def test_softmax_with_temperature_accepts_correct(fn, capsys):
+def softmax_numpy(z, T):
+    a = z.numpy()
+    e = np.exp((a - a.max(-1, keepdims=True)) / T)
+    return torch.from_numpy(e / e.sum(-1, keepdims=True))
+
+
+def softmax_divides_in_place(logits, temperature):
+    logits /= temperature
+    return torch.softmax(logits, -1)
+
+
+def softmax_shifts_in_place(logits, temperature):
+    logits -= logits.max(-1, keepdim=True).values
+    e = (logits / temperature).exp()
+    return e / e.sum(-1, keepdim=True)
+
+
+def softmax_unshifted(z, T):
+    e = torch.exp(z / T)
+    return e / e.sum(-1, keepdim=True)
+
+
+def softmax_mean_shift(z, T):
+    e = torch.exp((z - z.mean(-1, keepdim=True)) / T)
+    return e / e.sum(-1, keepdim=True)
+
+
+SOFTMAX_RIGHT = [
+    pytest.param(ref.softmax_with_temperature, id="reference"),
+    pytest.param(softmax_by_hand, id="max-shifted by hand"),
+    pytest.param(softmax_numpy, id="numpy"),
+    pytest.param(lambda z, T: torch.softmax(z.float() / T, -1), id="float32"),
+    pytest.param(lambda z, T: torch.log_softmax(z / T, -1).exp(), id="exp(log_softmax)"),
+]
+SOFTMAX_WRONG = [
+    pytest.param(softmax_divides_in_place, r"modified its argument `logits` in place", "in-place",
+                 id="logits /= T"),
+    pytest.param(softmax_shifts_in_place, r"modified its argument `logits` in place", "in-place",
+                 id="logits -= max"),
+    pytest.param(lambda z, T: softmax_numpy(z, T).numpy(), r"you returned a NumPy array", "type", id="numpy"),
+    pytest.param(softmax_unshifted, r"exp overflow", "unstable", id="unshifted exp"),
+    pytest.param(softmax_mean_shift, r"shifted the logits by their mean", "edge", id="mean shift, -inf logits"),
+    pytest.param(lambda z, T: torch.exp((z - z.max(-1, keepdim=True).values) / T)
+                 / torch.exp((z - z.max(-1, keepdim=True).values) / T).sum(-1), r"lost its last dimension",
+                 "edge", id="no keepdim (square)"),
+    pytest.param(lambda z, T: torch.log_softmax(z / T, -1), r"returned log-probabilities", "formula",
+                 id="log_softmax"),
+    pytest.param(lambda z, T: torch.softmax(z * T, -1), r"multiplied the logits by T", "formula", id="z * T"),
+    pytest.param(lambda z, T: z / T, r"without the softmax", "formula", id="no softmax"),
+    pytest.param(lambda z, T: torch.softmax(z, -1) / T, r"divided the \*probabilities\*", "formula",
+                 id="probs / T"),
+    pytest.param(lambda z, T: torch.softmax(z, -1), r"ignored the temperature", "formula", id="no T"),
+    pytest.param(lambda z, T: torch.softmax(z / T, 0), r"\(dim=-1\)", "formula", id="dim 0"),
+]
+
+
+@pytest.mark.parametrize("fn", SOFTMAX_RIGHT)
+def test_softmax_with_temperature_accepts(fn, capsys):
     check_softmax_with_temperature(fn)
     assert "✓ Exercise 0.3" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("wrong, hint", [
-    (lambda z, T: torch.softmax(z * T, -1), "multiplied the logits by T"),
-    (lambda z, T: z / T, "without the softmax"),
-    (lambda z, T: torch.softmax(z, -1) / T, "divided the \\*probabilities\\*"),
-    (lambda z, T: torch.softmax(z, -1), "ignored the temperature"),
-    (lambda z, T: torch.softmax(z / T, 0), "wrong axis"),
-])
-def test_softmax_with_temperature_rejects_mistakes(wrong, hint):
+@pytest.mark.parametrize("fn, hint, kind", SOFTMAX_WRONG)
+def test_softmax_with_temperature_rejects(fn, hint, kind):
     with pytest.raises(CheckFailed, match=hint):
-        check_softmax_with_temperature(wrong)
+        check_softmax_with_temperature(fn)
 
 
 # ----------------------------------------------------------------------------- 0.4 adaptation
 
-def adapted_as_interpolation(n, q, lam):
-    """The same estimate written as w · MLE + (1 - w) · q with w = N / (N + λ)."""
+def adapted_lerp(counts, prior_probs, strength):
+    """w · MLE + (1 − w) · q with torch.lerp, guarded for unseen contexts (N = 0)."""
+    total = counts.sum(-1, keepdim=True)
+    return torch.lerp(prior_probs, counts / total.clamp_min(1e-300), total / (total + strength))
+
+
+def adapted_guarded_interpolation(n, q, lam):
+    total = n.sum(-1, keepdim=True)
+    w = total / (total + lam)
+    return torch.where(total > 0, w * n / total.clamp_min(1) + (1 - w) * q, q)
+
+
+def adapted_in_place(counts, prior_probs, strength):
+    counts += strength * prior_probs
+    return counts / counts.sum(-1, keepdim=True)
+
+
+def adapted_interpolation(n, q, lam):
     total = n.sum(-1, keepdim=True)
     w = total / (total + lam)
     return w * n / total + (1 - w) * q
 
 
-@pytest.mark.parametrize("fn", [ref.dirichlet_map, adapted_as_interpolation])
-def test_adapted_probs_accepts_correct(fn, capsys):
+ADAPT_RIGHT = [
+    pytest.param(ref.dirichlet_map, id="reference"),
+    pytest.param(adapted_lerp, id="torch.lerp"),
+    pytest.param(adapted_guarded_interpolation, id="guarded interpolation"),
+    pytest.param(lambda n, q, lam: torch.from_numpy((n.numpy() + lam * q.numpy())
+                                                    / (n.numpy().sum(-1, keepdims=True) + lam)), id="numpy"),
+    pytest.param(lambda n, q, lam: (n.float() + lam * q.float()) / (n.float().sum(-1, keepdim=True) + lam),
+                 id="float32"),
+]
+ADAPT_WRONG = [
+    pytest.param(adapted_in_place, r"modified its argument `counts` in place", "in-place", id="counts +="),
+    pytest.param(lambda n, q, lam: ref.dirichlet_map(n, q, lam).tolist(), r"you returned a list", "type",
+                 id="list"),
+    pytest.param(lambda n, q, lam: (n / lam + q) / (n.sum(-1, keepdim=True) / lam + 1), r"you divided by λ",
+                 "unstable", id="divide by λ"),
+    pytest.param(adapted_interpolation, r"interpolation form", "edge", id="interpolation, N = 0"),
+    pytest.param(lambda n, q, lam: (n + lam * q) / (n.sum(-1) + lam), r"lost its last dimension", "edge",
+                 id="no keepdim (square)"),
+    pytest.param(lambda n, q, lam: n + lam * q, r"forgot to normalise", "formula", id="unnormalised"),
+    pytest.param(lambda n, q, lam: (n + lam) / (n.sum(-1, keepdim=True) + lam * n.shape[-1]),
+                 r"add-λ smoothing", "formula", id="add-λ"),
+    pytest.param(lambda n, q, lam: 0.5 * n / n.sum(-1, keepdim=True) + 0.5 * q, r"fixed weight 1/2", "formula",
+                 id="fixed 1/2"),
+    pytest.param(lambda n, q, lam: (lam * n / n.sum(-1, keepdim=True) + n.sum(-1, keepdim=True) * q)
+                 / (n.sum(-1, keepdim=True) + lam), r"weights are swapped", "formula", id="swapped weights"),
+    pytest.param(lambda n, q, lam: (n + lam * q) / (n.sum(-1, keepdim=True) + lam * n.shape[-1]),
+                 r"divided by N \+ λ·V", "formula", id="N + λV"),
+]
+
+
+@pytest.mark.parametrize("fn", ADAPT_RIGHT)
+def test_adapted_probs_accepts(fn, capsys):
     check_adapted_probs(fn)
     assert "✓ Exercise 0.4" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("wrong, hint", [
-    (lambda n, q, lam: n + lam * q, "forgot to normalise"),
-    (lambda n, q, lam: (n + lam) / (n.sum(-1, keepdim=True) + lam * n.shape[-1]), "add-λ smoothing"),
-    (lambda n, q, lam: 0.5 * n / n.sum(-1, keepdim=True) + 0.5 * q, "fixed weight 1/2"),
-    (lambda n, q, lam: (lam * n / n.sum(-1, keepdim=True) + n.sum(-1, keepdim=True) * q)
-     / (n.sum(-1, keepdim=True) + lam), "weights are swapped"),
-    (lambda n, q, lam: (n + lam * q) / (n.sum(-1, keepdim=True) + lam * n.shape[-1]), "divided by N \\+ λ·V"),
-])
-def test_adapted_probs_rejects_mistakes(wrong, hint):
+@pytest.mark.parametrize("fn, hint, kind", ADAPT_WRONG)
+def test_adapted_probs_rejects(fn, hint, kind):
     with pytest.raises(CheckFailed, match=hint):
-        check_adapted_probs(wrong)
+        check_adapted_probs(fn)
 
 
-# ----------------------------------------------------------------------------- shared behaviour
+# ----------------------------------------------------------------------------- 0.5 context windows
 
-@pytest.mark.parametrize("check", [check_categorical_mle, check_perplexity, check_softmax_with_temperature,
-                                   check_adapted_probs])
-def test_not_implemented_gives_the_not_implemented_message(check):
+def windows_loop(ids, order):
+    contexts, targets = [], []
+    for t in range(order - 1, len(ids)):
+        contexts.append(ids[t - order + 1:t].tolist())
+        targets.append(int(ids[t]))
+    return (torch.tensor(contexts, dtype=torch.long).reshape(len(targets), order - 1),
+            torch.tensor(targets, dtype=torch.long))
+
+
+def windows_numpy(ids, order):
+    if len(ids) < order:
+        return torch.zeros(0, order - 1, dtype=torch.long), torch.zeros(0, dtype=torch.long)
+    w = np.lib.stride_tricks.sliding_window_view(ids.numpy(), order)
+    return torch.from_numpy(w[:, :-1].copy()), torch.from_numpy(w[:, -1].copy())
+
+
+def windows_unfold_views(ids, order):
+    if len(ids) < order:
+        return ids.new_zeros(0, order - 1), ids.new_zeros(0)
+    w = ids.unfold(0, order, 1)
+    return w[:, :-1], w[:, -1]
+
+
+def windows_unguarded(ids, order):
+    w = ids.unfold(0, order, 1)  # raises when T < order
+    return w[:, :-1].clone(), w[:, -1].clone()
+
+
+def windows_stack_columns(ids, order):
+    k = len(ids) - order + 1
+    return torch.stack([ids[i:i + k] for i in range(order - 1)], dim=1), ids[order - 1:].clone()
+
+
+def windows_rebase_in_place(ids, order):
+    ids -= ids.min()
+    return windows_loop(ids, order)
+
+
+def loop_windows(start, lo, hi):
+    def fn(ids, order):
+        rows = [ids[t + lo(order):t + hi(order)].tolist() for t in range(start(order), len(ids))]
+        return torch.tensor(rows, dtype=torch.long), ids[start(order):].clone()
+    return fn
+
+
+WINDOWS_RIGHT = [
+    pytest.param(ref.context_windows, id="reference"),
+    pytest.param(windows_loop, id="loop"),
+    pytest.param(windows_numpy, id="numpy sliding_window_view"),
+    pytest.param(lambda ids, n: tuple(t.clone() for t in windows_unfold_views(ids, n)), id="unfold + clone"),
+]
+WINDOWS_WRONG = [
+    pytest.param(windows_rebase_in_place, r"modified its argument `ids` in place", "in-place", id="ids -= min"),
+    pytest.param(windows_unfold_views, r"shares memory with the argument `ids`", "in-place", id="views"),
+    pytest.param(lambda ids, n: tuple(t.tolist() for t in windows_loop(ids, n)), r"`contexts`: you returned a list",
+                 "type", id="lists"),
+    pytest.param(lambda ids, n: tuple(t.float() for t in windows_loop(ids, n)),
+                 r"expected torch\.int64 \(a LongTensor of ids\), got torch\.float32", "type", id="float"),
+    pytest.param(lambda ids, n: torch.cat([t.reshape(-1) for t in windows_loop(ids, n)]),
+                 r"return a tuple \(contexts, targets\)", "type", id="one tensor"),
+    pytest.param(lambda ids, n: tuple(t.to(torch.int16).long() for t in windows_loop(ids, n)),
+                 r"integer overflow", "unstable", id="int16 ids"),
+    pytest.param(windows_unguarded, r"no complete window", "edge", id="T < order raises"),
+    pytest.param(windows_stack_columns, r"has no context: contexts has shape \(T, 0\)", "edge", id="order 1 raises"),
+    pytest.param(loop_windows(lambda n: n - 1, lambda n: -n + 1, lambda n: 1), r"includes the target itself",
+                 "formula", id="ids[t-n+1:t+1]"),
+    pytest.param(loop_windows(lambda n: n, lambda n: -n, lambda n: -1), r"off by one", "formula",
+                 id="ids[t-n:t-1]"),
+    pytest.param(loop_windows(lambda n: n, lambda n: -n + 1, lambda n: 0), r"skipped the first pair", "formula",
+                 id="start at t = n"),
+    pytest.param(loop_windows(lambda n: n, lambda n: -n, lambda n: 0), r"n ids before t instead of n - 1",
+                 "formula", id="n ids"),
+    pytest.param(lambda ids, n: (windows_loop(ids, n)[0], ids[n - 2:-1].clone()), r"targets are misaligned",
+                 "formula", id="target = last context id"),
+]
+
+
+@pytest.mark.parametrize("fn", WINDOWS_RIGHT)
+def test_context_windows_accepts(fn, capsys):
+    check_context_windows(fn)
+    assert "✓ Exercise 0.5" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("fn, hint, kind", WINDOWS_WRONG)
+def test_context_windows_rejects(fn, hint, kind):
+    with pytest.raises(CheckFailed, match=hint):
+        check_context_windows(fn)
+
+
+# ----------------------------------------------------------------------------- every catalogue
+
+CATALOGUES = {
+    "0.1": (check_categorical_mle, CATEGORICAL_MLE_CHECK, MLE_WRONG, MLE_RIGHT),
+    "0.2": (check_perplexity, PERPLEXITY_CHECK, PPL_WRONG, PPL_RIGHT),
+    "0.3": (check_softmax_with_temperature, SOFTMAX_CHECK, SOFTMAX_WRONG, SOFTMAX_RIGHT),
+    "0.4": (check_adapted_probs, ADAPTED_PROBS_CHECK, ADAPT_WRONG, ADAPT_RIGHT),
+    "0.5": (check_context_windows, CONTEXT_WINDOWS_CHECK, WINDOWS_WRONG, WINDOWS_RIGHT),
+}
+# Mistakes recognised by a symptom only: a planted answer that shows it.
+SYMPTOM_STUDENTS = {"an impossible token": lambda lp: torch.exp(-lp.clamp_min(-50).mean())}
+
+
+def _off(x):
+    """A generic wrong version of a correct result (no listed mistake produces it)."""
+    if isinstance(x, tuple):
+        return tuple(_off(v) for v in x)
+    return x + 1 if not x.is_floating_point() else x * 1.5 + 0.25
+
+
+def generic_messages(check):
+    """The messages a check gives for wrong answers that match no listed mistake."""
+    out = []
+    for wrong in (lambda *a: _off(check.reference(*a)),
+                  lambda *a: check.reference(*a) * math.nan if not isinstance(check.reference(*a), tuple)
+                  else tuple(v.double() * math.nan for v in check.reference(*a)),
+                  lambda *a: _off(check.reference(*a))[..., None] if not isinstance(check.reference(*a), tuple)
+                  else tuple(v[..., None] for v in check.reference(*a))):
+        with pytest.raises(CheckFailed) as exc:
+            check.run(wrong)
+        out.append(str(exc.value))
+    return out
+
+
+@pytest.mark.parametrize("exercise", CATALOGUES)
+def test_catalogue_is_complete(exercise):
+    _, _, wrong, right = CATALOGUES[exercise]
+    kinds = {p.values[2] for p in wrong}
+    assert REQUIRED <= kinds, f"missing classes {REQUIRED - kinds}"
+    assert len(wrong) >= 5 and len(right) >= 2
+
+
+@pytest.mark.parametrize("exercise", CATALOGUES)
+def test_hint_words_are_not_in_labels_or_generic_messages(exercise):
+    _, check, wrong, _ = CATALOGUES[exercise]
+    generic = generic_messages(check)
+    assert any("max |yours - reference|" in g for g in generic)
+    texts = generic + [c.label for c in check.cases]
+    for p in wrong:
+        for text in texts:
+            assert not re.search(p.values[1], text), (p.values[1], text)
+
+
+@pytest.mark.parametrize("exercise", CATALOGUES)
+def test_every_mistake_hint_is_reachable(exercise):
+    checker, check, _, _ = CATALOGUES[exercise]
+    for m in check.mistakes:
+        student = m.wrong or next(s for k, s in SYMPTOM_STUDENTS.items() if k in m.hint)
+        with pytest.raises(CheckFailed) as exc:
+            checker(student)
+        assert m.hint in str(exc.value)
+
+
+@pytest.mark.parametrize("exercise", CATALOGUES)
+def test_not_implemented_gives_the_not_implemented_message(exercise):
     with pytest.raises(CheckFailed, match="not implemented yet"):
-        check(not_implemented)
+        CATALOGUES[exercise][0](not_implemented)
 
 
-@pytest.mark.parametrize("check", [check_categorical_mle, check_perplexity, check_softmax_with_temperature,
-                                   check_adapted_probs])
-def test_an_unrelated_wrong_answer_gets_a_generic_message(check):
-    def off_by_a_bit(*args):
-        ok = {check_categorical_mle: ref.categorical_mle, check_perplexity: ref.perplexity_from_log_probs,
-              check_softmax_with_temperature: ref.softmax_with_temperature,
-              check_adapted_probs: ref.dirichlet_map}[check]
-        return ok(*args) * 1.5
+@pytest.mark.parametrize("exercise", CATALOGUES)
+def test_cases_use_the_lessons_dtypes(exercise):
+    """Lesson 00 works in float64 (counts and priors alike) and int64 ids: no float32 mixed in."""
+    for case in CATALOGUES[exercise][1].cases:
+        for a in case.args:
+            if isinstance(a, torch.Tensor):
+                assert a.dtype in (torch.float64, torch.int64), (case.label, a.dtype)
 
-    with pytest.raises(CheckFailed, match="max \\|yours - reference\\|"):
-        check(off_by_a_bit)
+
+def test_context_windows_edge_shapes():
+    """The cases the exercise promises: (T, 0) for order 1, (0, n-1)/(0,) without pairs, one pair at T = n."""
+    shapes = {c.label: tuple(tuple(t.shape) for t in ref.context_windows(*c.args))
+              for c in CONTEXT_WINDOWS_CHECK.cases}
+    assert shapes["order 1: contexts of shape (T, 0)"] == ((4, 0), (4,))
+    assert shapes["T = order - 1 = 2"] == ((0, 2), (0,))
+    assert shapes["T = 1 with order 4"] == ((0, 3), (0,))
+    assert shapes["T = order = 3: exactly one pair"] == ((1, 2), (1,))
+
+
+def test_checks_are_exported():
+    import aigc_course.checks as checks
+    from aigc_course.checks import pipeline
+
+    assert set(pipeline.__all__) <= set(checks.__all__)
+    assert "check_context_windows" in checks.__all__
+    with pytest.raises(TypeError, match="pass your function itself"):
+        check_context_windows(ref.context_windows(torch.arange(3), 2))

@@ -4,13 +4,24 @@ The framework lives in :mod:`aigc_course.checks._core`; each lesson family adds 
 module here and re-exports them below.
 """
 
-from ._core import Case, CheckFailed, Mistake, check_function, check_value, max_abs_diff, values_close
+from ._core import (
+    Case,
+    Check,
+    CheckFailed,
+    Mistake,
+    TensorResult,
+    TupleResult,
+    check_function,
+    check_value,
+    max_abs_diff,
+    values_close,
+)
 from .divergences import *  # noqa: F403
 from .divergences import __all__ as _div_all
 from .pipeline import *  # noqa: F403
 from .pipeline import __all__ as _pipe_all
 
 __all__ = [
-    "Case", "CheckFailed", "Mistake", "check_function", "check_value", "max_abs_diff", "values_close",
-    *_pipe_all, *_div_all,
+    "Case", "Check", "CheckFailed", "Mistake", "TensorResult", "TupleResult", "check_function", "check_value",
+    "max_abs_diff", "values_close", *_pipe_all, *_div_all,
 ]
