@@ -1,10 +1,11 @@
 """One small training loop for every model in the course.
 
 You write a *step function* that does one training step and returns its metrics; :func:`train` runs it
-``steps`` times with a progress bar, learning-rate schedulers, periodic checkpoints, exact resume, and a
-guard that stops on a NaN/inf loss. A step may update several models with several optimizers (a GAN's
-discriminator then generator), so the loop never calls ``backward`` itself: the step function calls
-``ctx.optimize(loss, "name")``, which does backward → NaN check → gradient clipping → ``optimizer.step()``.
+``steps`` times with a progress bar, learning-rate schedulers, periodic checkpoints, exact resume, and
+guards that stop on a NaN/inf loss, gradient norm, metric or weight. A step may update several models
+with several optimizers (a GAN's discriminator then generator), so the loop never calls ``backward``
+itself: the step function calls ``ctx.optimize(loss, "name")``, which does backward → NaN check →
+gradient clipping → ``optimizer.step()``.
 
 >>> def step(ctx):
 ...     x, y = batch()                      # draw the batch from torch's global RNG
@@ -17,11 +18,24 @@ discriminator then generator), so the loop never calls ``backward`` itself: the 
 Exact resume: with ``ckpt_dir`` set, a rerun of the same call continues from the newest checkpoint with
 the same model, optimizer, scheduler and RNG states, so on CPU it ends bit-for-bit where an uninterrupted
 run ends, provided the step function draws its randomness from Python's, NumPy's or torch's global RNGs.
+
+What a resume accepts (see :mod:`aigc_course.checkpoint`): the same models (tensor names, shapes, dtypes),
+optimizer and scheduler types and names. Everything is checked before anything is loaded, so a refused
+resume leaves the objects untouched. A changed hyper-parameter (the optimizer's ``lr``, betas, weight decay,
+..., or ``grad_clip``/``amp``) is refused, naming both values, unless ``TrainConfig(on_config_change=
+"use_new")`` asks to continue from the checkpoint with the new values, e.g. a lower learning rate after
+the NaN guard stopped a run. ``steps`` may grow: the run continues to the new total.
+
+Guards: after every step the weights (parameters and buffers) must be finite, so a checkpoint never holds
+NaN/inf and "the last good checkpoint" named by a stopped run is one to resume from. The checkpoint folder
+is locked for the whole run (a second run on it gets :class:`~aigc_course.checkpoint.CheckpointInUseError`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+import numbers
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -31,7 +45,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from .checkpoint import latest_checkpoint, load_training_state, save_training_state
+from .checkpoint import (
+    ON_CONFIG_CHANGE,
+    checkpoint_lock,
+    latest_checkpoint,
+    load_training_state,
+    nonfinite_tensor,
+    run_spec,
+    save_training_state,
+)
 from .device import autocast as _autocast
 
 Metrics = Mapping[str, float | torch.Tensor]
@@ -40,7 +62,18 @@ Callback = Callable[[int, dict[str, float]], None]
 
 
 class NonFiniteLossError(FloatingPointError):
-    """A loss or gradient norm became NaN/inf; training stopped before the bad update was applied."""
+    """A loss, gradient norm, metric or weight became NaN/inf, and training stopped.
+
+    A NaN/inf loss or gradient norm stops before the update is applied; NaN/inf weights are found right
+    after the update (the in-memory model is bad) and are never saved to a checkpoint.
+    """
+
+
+def _check_int(name: str, v: Any, low: int) -> None:
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise TypeError(f"TrainConfig.{name} must be an int, got {type(v).__name__} {v!r}")
+    if v < low:
+        raise ValueError(f"TrainConfig.{name} must be >= {low}, got {v}")
 
 
 @dataclass
@@ -49,9 +82,12 @@ class TrainConfig:
 
     steps: total optimisation steps (counted from 0; resume continues the count).
     grad_clip: max global gradient norm per optimizer (None: no clipping).
-    amp: bf16 autocast inside ``ctx.autocast()``; None means on for CUDA, off on CPU.
+    amp: bf16 autocast inside ``ctx.autocast()`` (True/False); None means on for CUDA, off on CPU.
     ckpt_dir / ckpt_every: save every ``ckpt_every`` steps and at the end (0: only at the end).
     resume: continue from ``ckpt_dir`` if it holds a checkpoint.
+    on_config_change: what a resume does when a hyper-parameter (optimizer lr, betas, ..., grad_clip,
+        amp) differs from the checkpoint's: ``"error"`` refuses, naming both values; ``"use_new"`` restores
+        the checkpoint, then applies this run's values.
     log_every: how often callbacks fire and the progress bar's numbers refresh.
     """
 
@@ -62,19 +98,38 @@ class TrainConfig:
     ckpt_every: int = 0
     keep_last: int = 2
     resume: bool = True
+    on_config_change: str = "error"
     log_every: int = 10
     progress: bool = True
     desc: str = "train"
 
     def __post_init__(self) -> None:
-        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 0:
-            raise ValueError(f"steps must be a non-negative int, got {self.steps!r}")
-        if self.grad_clip is not None and not self.grad_clip > 0:
-            raise ValueError(f"grad_clip must be positive or None, got {self.grad_clip!r}")
-        for name in ("ckpt_every", "log_every", "keep_last"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < (1 if name != "ckpt_every" else 0):
-                raise ValueError(f"{name} must be an int >= {1 if name != 'ckpt_every' else 0}, got {v!r}")
+        _check_int("steps", self.steps, 0)
+        _check_int("ckpt_every", self.ckpt_every, 0)
+        _check_int("log_every", self.log_every, 1)
+        _check_int("keep_last", self.keep_last, 1)
+        if self.grad_clip is not None:
+            if isinstance(self.grad_clip, bool) or not isinstance(self.grad_clip, numbers.Real):
+                raise TypeError(f"TrainConfig.grad_clip must be a positive number or None, got "
+                                f"{type(self.grad_clip).__name__} {self.grad_clip!r}")
+            if not self.grad_clip > 0:
+                raise ValueError(f"TrainConfig.grad_clip must be positive or None, got {self.grad_clip!r}")
+        if self.amp is not None and not isinstance(self.amp, bool):
+            raise TypeError(f"TrainConfig.amp must be True, False or None, got {type(self.amp).__name__} "
+                            f"{self.amp!r} (a string such as 'no' would count as True)")
+        for name in ("resume", "progress"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"TrainConfig.{name} must be True or False, got {getattr(self, name)!r}")
+        if self.ckpt_dir is not None and not isinstance(self.ckpt_dir, (str, os.PathLike)):
+            raise TypeError(f"TrainConfig.ckpt_dir must be a path or None, got {type(self.ckpt_dir).__name__}")
+        if self.ckpt_dir is None and self.ckpt_every > 0:
+            raise ValueError(f"TrainConfig.ckpt_every={self.ckpt_every} needs ckpt_dir (where to save); "
+                             "set ckpt_dir, or leave ckpt_every at 0")
+        if self.on_config_change not in ON_CONFIG_CHANGE:
+            raise ValueError(f"TrainConfig.on_config_change must be one of {ON_CONFIG_CHANGE}, got "
+                             f"{self.on_config_change!r}")
+        if not isinstance(self.desc, str):
+            raise TypeError(f"TrainConfig.desc must be a str, got {type(self.desc).__name__}")
 
 
 class History:
@@ -171,12 +226,46 @@ def _as_dict(obj: Any, kind: str, expected: type | tuple[type, ...]) -> dict[str
     return out
 
 
-def _to_float(v: Any) -> float:
+def _check_optimizer(name: str, opt: torch.optim.Optimizer) -> None:
+    """Every param group needs a finite lr >= 0 (lr=None would fail deep inside optimizer.step())."""
+    for i, g in enumerate(opt.param_groups):
+        lr = g.get("lr")
+        where = f"optimizers[{name!r}].param_groups[{i}]['lr']"
+        if isinstance(lr, torch.Tensor) and lr.numel() == 1:
+            lr = lr.item()
+        if isinstance(lr, bool) or not isinstance(lr, numbers.Real):
+            raise TypeError(f"{where} must be a number, got {type(lr).__name__} {lr!r}")
+        if not (math.isfinite(lr) and lr >= 0):
+            raise ValueError(f"{where} must be finite and >= 0, got {lr!r}")
+
+
+def _to_float(name: str, v: Any) -> float:
     if isinstance(v, torch.Tensor):
         if v.numel() != 1:
-            raise ValueError(f"metrics must be scalars, got a tensor of shape {tuple(v.shape)}")
+            raise ValueError(f"metric {name!r} must be a scalar, got a tensor of shape {tuple(v.shape)}")
+        if v.is_complex():
+            raise TypeError(f"metric {name!r} must be real, got a {v.dtype} tensor")
         return float(v.detach().item())
+    if not isinstance(v, numbers.Real):
+        raise TypeError(f"metric {name!r} must be a number or a 1-element tensor, got {type(v).__name__} "
+                        f"{v!r}")
     return float(v)
+
+
+def _record(step: int, metrics: Any) -> dict[str, float]:
+    """The history row of one step; checks what the step function returned."""
+    if metrics is None:
+        metrics = {}
+    if not isinstance(metrics, Mapping):
+        raise TypeError(f"step_fn must return a dict of metrics (e.g. {{'loss': loss}}) or None, got "
+                        f"{type(metrics).__name__} {metrics!r:.60}")
+    for k in metrics:
+        if not isinstance(k, str):
+            raise TypeError(f"step_fn returned a metric name that is not a str: {k!r}")
+    if "step" in metrics:
+        raise ValueError("step_fn returned a metric named 'step', which would overwrite the step column of "
+                         "the history; give it another name")
+    return {"step": float(step), **{k: _to_float(k, v) for k, v in metrics.items()}}
 
 
 def _progress(total: int, initial: int, enabled: bool, desc: str) -> Any:
@@ -184,6 +273,17 @@ def _progress(total: int, initial: int, enabled: bool, desc: str) -> Any:
 
     return tqdm(total=total, initial=initial, disable=not enabled, desc=desc, dynamic_ncols=True,
                 leave=True)
+
+
+def _history_checker(folder: Path) -> Callable[[Mapping[str, Any]], None]:
+    def check(extra: Mapping[str, Any]) -> None:
+        records = extra.get("history", [])
+        if not isinstance(records, list) or not all(
+                isinstance(r, dict) and all(isinstance(k, str) and isinstance(v, float) for k, v in r.items())
+                for r in records):
+            raise ValueError(f"checkpoint {folder}: the stored history is damaged (expected a list of "
+                             "{name: float} dicts)")
+    return check
 
 
 def train(
@@ -200,7 +300,10 @@ def train(
 
     ``models`` / ``optimizers`` / ``schedulers`` are single objects (named "main") or dicts of named
     ones; each scheduler is stepped once after every step. ``callbacks`` get ``(step, metrics)`` every
-    ``log_every`` steps and at the last step (e.g. a :class:`aigc_course.plotting.LivePlot`).
+    ``log_every`` steps and at the last step (e.g. a :class:`aigc_course.plotting.LivePlot`). Every model
+    is put in training mode (``model.train()``) first. With ``config.ckpt_dir`` the folder is locked for
+    the run and a rerun resumes from its newest checkpoint (see the module docstring for what a resume
+    accepts).
     """
     if not callable(step_fn):
         raise TypeError(f"step_fn must be callable, got {type(step_fn).__name__}")
@@ -213,53 +316,85 @@ def train(
         raise ValueError("models must not be empty")
     if not opt_d:
         raise ValueError("optimizers must not be empty")
+    for k, o in opt_d.items():
+        _check_optimizer(k, o)
+    for k, sch in sched_d.items():
+        if not callable(getattr(sch, "step", None)):
+            raise TypeError(f"schedulers[{k!r}] must have a step() method, got {type(sch).__name__}")
+    if isinstance(callbacks, (str, bytes)) or not isinstance(callbacks, Iterable):
+        raise TypeError(f"callbacks must be a list of callables, got {type(callbacks).__name__}")
+    callbacks = list(callbacks)
+    for i, cb in enumerate(callbacks):
+        if not callable(cb):
+            raise TypeError(f"callbacks[{i}] must be callable, got {type(cb).__name__}")
     if device is None:
         first = next(iter(model_d.values()))
         p = next(first.parameters(), None)
         device = p.device if p is not None else torch.device("cpu")
     dev = torch.device(device)
     params = {k: [p for g in o.param_groups for p in g["params"]] for k, o in opt_d.items()}
-    ctx = StepContext(opt_d, params, config.grad_clip, config.amp, dev)
-
-    history = History()
-    start = 0
     ckpt_dir = Path(config.ckpt_dir) if config.ckpt_dir is not None else None
-    if ckpt_dir is not None and config.resume:
-        folder = latest_checkpoint(ckpt_dir)
-        if folder is not None:
-            loaded = load_training_state(folder, model_d, opt_d, sched_d)
-            start = loaded["step"] + 1
-            history = History(loaded["extra"].get("history", []))
+    if ckpt_dir is not None:
+        saved_ids = {id(p) for m in model_d.values() for p in m.parameters()}
+        for k, ps in params.items():
+            if any(id(p) not in saved_ids for p in ps):
+                raise ValueError(f"optimizers[{k!r}] updates a parameter that belongs to none of the models, "
+                                 "so a checkpoint would not save it; pass its module in models")
+    ctx = StepContext(opt_d, params, config.grad_clip, config.amp, dev)
+    # what defines this run, captured before anything is loaded (a scheduler may change lr later)
+    settings = {"grad_clip": config.grad_clip,
+                "amp": config.amp if config.amp is not None else dev.type == "cuda"}
+    spec = run_spec(model_d, opt_d, sched_d, settings)
 
-    last_good: Path | None = latest_checkpoint(ckpt_dir) if ckpt_dir is not None else None
+    with contextlib.ExitStack() as stack:
+        history = History()
+        start = 0
+        last_good: Path | None = None
+        if ckpt_dir is not None:
+            stack.enter_context(checkpoint_lock(ckpt_dir, reentrant=False))
+            folder = latest_checkpoint(ckpt_dir) if config.resume else None
+            if folder is not None:
+                loaded = load_training_state(folder, model_d, opt_d, sched_d, spec=spec,
+                                             on_config_change=config.on_config_change, require_all=True,
+                                             check_extra=_history_checker(folder))
+                start = loaded["step"] + 1
+                history = History(loaded["extra"].get("history", []))
+                last_good = folder
 
-    def save(step: int) -> None:
-        nonlocal last_good
-        last_good = save_training_state(ckpt_dir, step, model_d, opt_d, sched_d,
-                                        extra={"history": history.records}, keep_last=config.keep_last)
+        def stopped(reason: str) -> NonFiniteLossError:
+            if last_good is not None:
+                where = (f"The last good checkpoint is {last_good}; rerun the same call to resume from it. To "
+                         "change a setting for the rerun (e.g. a lower learning rate in the optimizer, or a "
+                         "smaller grad_clip), also pass TrainConfig(on_config_change='use_new'), otherwise the "
+                         "resume refuses the changed value.")
+            elif ckpt_dir is not None:
+                where = "No checkpoint was saved yet in this run (ckpt_every=0 saves only at the end)."
+            else:
+                where = "No checkpoint was saved yet (set TrainConfig.ckpt_dir to keep one)."
+            return NonFiniteLossError(f"Training stopped: {reason}. {where}")
 
-    for m in model_d.values():
-        m.train()
-    bar = _progress(config.steps, min(start, config.steps), config.progress, config.desc)
-    try:
+        for m in model_d.values():
+            m.train()
+        bar = stack.enter_context(contextlib.closing(
+            _progress(config.steps, min(start, config.steps), config.progress, config.desc)))
         for step in range(start, config.steps):
             ctx.step = step
             try:
-                metrics = step_fn(ctx) or {}
+                metrics = step_fn(ctx)
             except NonFiniteLossError as e:
-                where = (f"The last good checkpoint is {last_good}; rerun to resume from it, e.g. with a "
-                         "lower learning rate or grad_clip." if last_good is not None else
-                         "No checkpoint was saved yet (set TrainConfig.ckpt_dir to keep one).")
-                raise NonFiniteLossError(f"Training stopped: {e}. {where}") from None
-            record = {"step": float(step), **{k: _to_float(v) for k, v in metrics.items()}}
+                raise stopped(str(e)) from None
+            record = _record(step, metrics)
+            bad = nonfinite_tensor(model_d)
+            if bad is not None:
+                m, kind, tname = bad
+                raise stopped(f"model {m!r} {kind} {tname!r} holds NaN/inf after the update at step {step} "
+                              "(the model in memory is damaged; it was not saved)")
             for k, v in record.items():
                 if not math.isfinite(v):
-                    raise NonFiniteLossError(
-                        f"Training stopped: metric {k!r} is {v} at step {step}. "
-                        + (f"The last good checkpoint is {last_good}." if last_good else ""))
+                    raise stopped(f"metric {k!r} is {v} at step {step}")
             history.append(record)
-            for s in sched_d.values():
-                s.step()
+            for sch in sched_d.values():
+                sch.step()
             last = step == config.steps - 1
             if step % config.log_every == 0 or last:
                 bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k != "step"}, refresh=False)
@@ -267,9 +402,9 @@ def train(
                     cb(step, {k: v for k, v in record.items() if k != "step"})
             bar.update(1)
             if ckpt_dir is not None and (last or (config.ckpt_every and (step + 1) % config.ckpt_every == 0)):
-                save(step)
-    finally:
-        bar.close()
+                last_good = save_training_state(ckpt_dir, step, model_d, opt_d, sched_d,
+                                                extra={"history": history.records}, keep_last=config.keep_last,
+                                                spec=spec)
     return history
 
 

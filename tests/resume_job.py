@@ -1,12 +1,16 @@
 """A small training job run as a subprocess by tests/test_train.py (killed with SIGKILL, then resumed).
 
-usage: python resume_job.py CKPT_DIR OUT_FILE [--slow-after STEP]
-The test watches CKPT_DIR/LATEST to decide when to kill it.
+usage: python resume_job.py CKPT_DIR OUT_FILE [--slow-after STEP] [--die-in-write N]
+The test watches CKPT_DIR/LATEST to decide when to kill it. ``--die-in-write N`` makes the job SIGKILL
+itself in the middle of its N-th checkpoint write (weights written, state.pt half written), the worst
+moment for leftovers.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 import time
 
@@ -26,7 +30,22 @@ def main() -> None:
     ap.add_argument("ckpt_dir")
     ap.add_argument("out")
     ap.add_argument("--slow-after", type=int, default=-1)
+    ap.add_argument("--die-in-write", type=int, default=0)
     args = ap.parse_args()
+    if args.die_in_write:
+        writes = []
+        real_save = torch.save
+
+        def dying_save(obj, path, *a, **k):
+            writes.append(path)
+            if len(writes) == args.die_in_write:
+                with open(path, "wb") as f:
+                    f.write(b"PK\x03\x04 half a state file")
+                    f.flush()
+                os.kill(os.getpid(), signal.SIGKILL)
+            return real_save(obj, path, *a, **k)
+
+        torch.save = dying_save  # the checkpoint module writes state.pt with torch.save
 
     torch.set_num_threads(1)
     seed_everything(0)

@@ -1,11 +1,14 @@
 import math
 import os
+import random
+import re
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -47,8 +50,8 @@ def test_train_reduces_loss_and_records_history():
 
 
 def test_same_seed_same_numbers():
-    def run():
-        x, y, model, opt = _regression_setup(seed=3)
+    def run(seed):
+        x, y, model, opt = _regression_setup(seed=seed)
 
         def step(ctx):
             xb, yb = sample_batch(x, y, batch_size=8)
@@ -58,7 +61,10 @@ def test_same_seed_same_numbers():
 
         return train(step, models=model, optimizers=opt, config=TrainConfig(steps=30, progress=False))["loss"]
 
-    assert run() == run()
+    first = run(3)
+    assert run(3) == first
+    other = run(4)  # code that ignored the seed would give the same numbers here
+    assert len(other) == len(first) and all(a != b for a, b in zip(other, first, strict=True))
 
 
 def test_two_optimizers_and_callbacks():
@@ -111,12 +117,157 @@ def test_nan_guard_stops_and_keeps_last_good_checkpoint(tmp_path):
         return {"loss": loss}
 
     cfg = TrainConfig(steps=20, ckpt_dir=tmp_path, ckpt_every=5, progress=False)
-    with pytest.raises(NonFiniteLossError, match=r"at step 7.*step_00000004") as err:
+    with pytest.raises(NonFiniteLossError) as err:
         train(step, models=model, optimizers=opt, config=cfg)
-    assert "last good checkpoint" in str(err.value)
+    good = tmp_path / "step_00000004"
+    assert str(err.value) == (
+        f"Training stopped: loss for optimizer 'main' is nan at step 7. The last good checkpoint is {good}; "
+        "rerun the same call to resume from it. To change a setting for the rerun (e.g. a lower learning rate "
+        "in the optimizer, or a smaller grad_clip), also pass TrainConfig(on_config_change='use_new'), "
+        "otherwise the resume refuses the changed value.")
     before = model.weight.detach().clone()
-    assert latest_checkpoint(tmp_path).name == "step_00000004"
+    assert latest_checkpoint(tmp_path) == good
     assert torch.isfinite(before).all()  # the bad update was not applied
+
+
+def _guarded_run(kind, ckpt=None):
+    """A run that goes bad at step 3 in one way; returns (model, the raised error)."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2))
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+
+    def step(ctx):
+        out = model(torch.randn(4, 2))
+        loss = out.pow(2).mean()
+        bad = ctx.step == 3
+        if bad and kind == "loss":
+            loss = loss * math.nan
+        if bad and kind == "gradient":  # finite loss (0), infinite gradient (d sqrt(u)/du at u = 0)
+            w = model[0].weight.sum()
+            loss = loss * 0 + torch.sqrt(w - w.detach())
+        ctx.optimize(loss)
+        if bad and kind in ("parameter", "buffer"):
+            with torch.no_grad():
+                (model[0].bias if kind == "parameter" else model[1].running_var)[1] = -math.inf
+        return {"loss": loss, "acc": math.nan if bad and kind == "metric" else 0.5}
+
+    cfg = TrainConfig(steps=6, progress=False, ckpt_dir=ckpt, ckpt_every=2 if ckpt else 0)
+    with pytest.raises(NonFiniteLossError) as err:
+        train(step, models=model, optimizers=opt, config=cfg)
+    return model, str(err.value)
+
+
+GUARDS = {
+    "loss": "Training stopped: loss for optimizer 'main' is nan at step 3. ",
+    "gradient": "Training stopped: gradient norm for optimizer 'main' is inf at step 3. ",
+    "parameter": "Training stopped: model 'main' parameter '0.bias' holds NaN/inf after the update at step 3 "
+                 "(the model in memory is damaged; it was not saved). ",
+    "buffer": "Training stopped: model 'main' buffer '1.running_var' holds NaN/inf after the update at step 3 "
+              "(the model in memory is damaged; it was not saved). ",
+    "metric": "Training stopped: metric 'acc' is nan at step 3. ",
+}
+
+
+@pytest.mark.parametrize("kind", list(GUARDS))
+def test_each_guard_has_its_own_message(kind):
+    _, message = _guarded_run(kind)
+    assert message == GUARDS[kind] + "No checkpoint was saved yet (set TrainConfig.ckpt_dir to keep one)."
+
+
+@pytest.mark.parametrize("kind", ["loss", "gradient"])
+def test_loss_and_gradient_guards_stop_before_the_update(kind, monkeypatch):
+    updates = []
+    real_step = torch.optim.SGD.step
+    monkeypatch.setattr(torch.optim.SGD, "step", lambda self, *a, **k: updates.append(1) or real_step(self))
+    model, message = _guarded_run(kind)
+    assert message.startswith(GUARDS[kind])
+    assert len(updates) == 3  # steps 0, 1, 2 only
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_guard_with_a_checkpoint_folder_but_none_saved_yet(tmp_path):
+    _, message = _guarded_run("loss", ckpt=tmp_path / "late")  # ckpt_every=2: step 1 was saved
+    assert message.endswith(f"The last good checkpoint is {tmp_path / 'late' / 'step_00000001'}; rerun the same "
+                            "call to resume from it. To change a setting for the rerun (e.g. a lower learning "
+                            "rate in the optimizer, or a smaller grad_clip), also pass TrainConfig(on_config_"
+                            "change='use_new'), otherwise the resume refuses the changed value.")
+    model = nn.Linear(1, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+
+    def step(ctx):
+        ctx.optimize(model(torch.ones(1, 1)).sum() * 0 + math.inf)
+
+    with pytest.raises(NonFiniteLossError, match=r"is inf at step 0. No checkpoint was saved yet in this run "
+                                                 r"\(ckpt_every=0 saves only at the end\).$"):
+        train(step, models=model, optimizers=opt,
+              config=TrainConfig(steps=3, ckpt_dir=tmp_path / "end", progress=False))
+
+
+def _diverging(lr, ckpt, on_config_change="error"):
+    """SGD on (w - 1)^2 from w = 0: the error is multiplied by (1 - 2 lr) each step, so lr = 20 blows up."""
+    model = nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        model.weight.zero_()
+    opt = torch.optim.SGD(model.parameters(), lr=lr)
+
+    def step(ctx):
+        loss = (model(torch.ones(1, 1)) - 1).pow(2).sum()
+        ctx.optimize(loss)
+        return {"loss": loss}
+
+    cfg = TrainConfig(steps=40, grad_clip=None, ckpt_dir=ckpt, ckpt_every=5, progress=False,
+                      on_config_change=on_config_change)
+    return model, opt, lambda: train(step, models=model, optimizers=opt, config=cfg)
+
+
+def test_nan_advice_works_as_written(tmp_path):
+    """A run that blows up at step k, rerun as the message says with a lower lr, passes step k and finishes."""
+    _, _, run = _diverging(20.0, tmp_path)
+    with pytest.raises(NonFiniteLossError) as err:
+        run()
+    message = str(err.value)
+    k = int(re.search(r"loss for optimizer 'main' is inf at step (\d+)", message).group(1))
+    good = latest_checkpoint(tmp_path)
+    assert 5 < k < 40 and f"The last good checkpoint is {good};" in message
+    assert "TrainConfig(on_config_change='use_new')" in message
+
+    _, _, again = _diverging(20.0, tmp_path)  # the same call fails at the same step again
+    with pytest.raises(NonFiniteLossError, match=f"is inf at step {k}\\."):
+        again()
+
+    model, _, lower = _diverging(0.4, tmp_path)  # only the lr changed: refused, naming it
+    with pytest.raises(ValueError, match=re.escape("optimizers['main'] param group 0 'lr': 20.0 in the checkpoint, "
+                                                   "0.4 now")):
+        lower()
+    assert model.weight.item() == 0.0  # nothing was loaded
+
+    model, opt, advised = _diverging(0.4, tmp_path, on_config_change="use_new")
+    hist = advised()
+    assert len(hist) == 40 and hist["step"][-1] == 39.0  # passed step k and finished
+    assert opt.param_groups[0]["lr"] == 0.4
+    assert hist["loss"][-1] < 1e-6 and model.weight.item() == pytest.approx(1.0, abs=1e-4)
+    saved = torch.load(latest_checkpoint(tmp_path) / "state.pt", weights_only=True)
+    assert saved["spec"]["optimizers"]["main"]["groups"][0]["hparams"]["lr"] == 0.4  # later resumes agree
+    assert saved["optimizers"]["main"]["param_groups"][0]["lr"] == 0.4
+
+
+def test_train_puts_models_in_training_mode():
+    """A model left in eval mode: dropout must drop and batch norm must update its running statistics."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 64), nn.BatchNorm1d(64), nn.Dropout(0.5))
+    model.eval()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+
+    def step(ctx):
+        out = model(torch.randn(16, 4) + 3.0)
+        loss = out.pow(2).mean()
+        ctx.optimize(loss)
+        return {"loss": loss, "zeros": (out == 0).float().mean()}
+
+    hist = train(step, models=model, optimizers=opt, config=TrainConfig(steps=5, progress=False))
+    assert min(hist["zeros"]) > 0.3  # dropout active in every step
+    assert model[1].num_batches_tracked.item() == 5
+    assert not torch.equal(model[1].running_mean, torch.zeros(64))
 
 
 def test_nan_guard_without_checkpoint_dir_says_so():
@@ -130,38 +281,83 @@ def test_nan_guard_without_checkpoint_dir_says_so():
         train(step, models=model, optimizers=opt, config=TrainConfig(steps=3, progress=False))
 
 
-def test_in_process_resume_matches_uninterrupted(tmp_path):
-    def make():
-        seed_everything(1)
-        model = nn.Sequential(nn.Linear(2, 16), nn.Dropout(0.2), nn.Tanh(), nn.Linear(16, 1))
-        opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-        sched = torch.optim.lr_scheduler.StepLR(opt, step_size=7, gamma=0.7)
+def _resumable():
+    """Model, optimizer, scheduler and a step drawing from all three global RNGs (Python, NumPy, torch)."""
+    seed_everything(1)
+    model = nn.Sequential(nn.Linear(2, 16), nn.Dropout(0.2), nn.Tanh(), nn.Linear(16, 1))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=7, gamma=0.7)
 
-        def step(ctx):
-            x = torch.randn(8, 2)
-            loss = (model(x) - x.sum(1, keepdim=True)).pow(2).mean()
-            ctx.optimize(loss)
-            return {"loss": loss}
+    def step(ctx):
+        x = torch.randn(8, 2) * (1 + random.random()) + float(np.random.rand())
+        loss = (model(x) - x.sum(1, keepdim=True)).pow(2).mean()
+        ctx.optimize(loss)
+        return {"loss": loss}
 
-        return model, opt, sched, step
+    return model, opt, sched, step
 
-    model, opt, sched, step = make()
-    cfg = TrainConfig(steps=40, progress=False)
-    full = train(step, models=model, optimizers=opt, schedulers=sched, config=cfg)
-    ref = [p.detach().clone() for p in model.parameters()]
 
-    model, opt, sched, step = make()
+def _final_state(model, opt, sched, hist):
+    return {"weights": [p.detach().clone() for p in model.parameters()], "optimizer": opt.state_dict(),
+            "scheduler": sched.state_dict(), "python": random.getstate(), "numpy": np.random.get_state(),
+            "torch": torch.get_rng_state(), "loss": hist["loss"]}
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and torch.equal(a, b)
+    if isinstance(a, np.ndarray):
+        return np.array_equal(a, b)
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return a == b
+
+
+def _uninterrupted():
+    model, opt, sched, step = _resumable()
+    hist = train(step, models=model, optimizers=opt, schedulers=sched, config=TrainConfig(steps=40, progress=False))
+    return _final_state(model, opt, sched, hist)
+
+
+def _interrupted(tmp_path):
+    model, opt, sched, step = _resumable()
     train(step, models=model, optimizers=opt, schedulers=sched,
           config=TrainConfig(steps=25, ckpt_dir=tmp_path, ckpt_every=10, progress=False))
-    # a fresh process would start from scratch: new objects, different RNG state
-    model, opt, sched, step = make()
-    torch.manual_seed(999)
+    # a fresh process would start from scratch: new objects, other RNG states
+    model, opt, sched, step = _resumable()
+    random.seed(5), np.random.seed(6), torch.manual_seed(999)
     hist = train(step, models=model, optimizers=opt, schedulers=sched,
                  config=TrainConfig(steps=40, ckpt_dir=tmp_path, ckpt_every=10, progress=False))
-    assert hist["loss"] == full["loss"]
-    for p, r in zip(model.parameters(), ref, strict=True):
-        assert torch.equal(p, r)
-    assert opt.param_groups[0]["lr"] == pytest.approx(1e-2 * 0.7 ** (40 // 7))
+    return _final_state(model, opt, sched, hist)
+
+
+def test_in_process_resume_matches_uninterrupted(tmp_path):
+    full, resumed = _uninterrupted(), _interrupted(tmp_path)
+    for part in full:  # every state, bit for bit, not only the weights
+        assert _same(resumed[part], full[part]), part
+    assert resumed["optimizer"]["param_groups"][0]["lr"] == pytest.approx(1e-2 * 0.7 ** (40 // 7))
+
+
+SKIPPED = {
+    "optimizer": (torch.optim.Optimizer, "load_state_dict"),
+    "scheduler": (torch.optim.lr_scheduler.LRScheduler, "load_state_dict"),
+    "python": (random, "setstate"),
+    "numpy": (np.random, "set_state"),
+    "torch": (torch, "set_rng_state"),
+}
+
+
+@pytest.mark.parametrize("part", list(SKIPPED))
+def test_a_resume_that_skips_one_state_is_caught(tmp_path, monkeypatch, part):
+    """The comparison above fails when the resume forgets to restore any one of the states."""
+    full = _uninterrupted()
+    monkeypatch.setattr(*SKIPPED[part], lambda *a, **k: None)
+    resumed = _interrupted(tmp_path)
+    monkeypatch.undo()
+    assert not _same(resumed["loss"], full["loss"])
+    assert not _same(resumed[part], full[part])
 
 
 def _run_job(ckpt, out, *extra):
@@ -170,13 +366,33 @@ def _run_job(ckpt, out, *extra):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-@pytest.mark.slow
-def test_sigkill_then_resume_is_bit_identical(tmp_path):
-    """A training process killed with SIGKILL mid-run and restarted ends with exactly the same weights."""
-    ref = _run_job(tmp_path / "ref_ckpt", tmp_path / "ref.safetensors")
+@pytest.fixture(scope="module")
+def reference_job(tmp_path_factory):
+    """The job run once without interruption: its final weights and last output line."""
+    d = tmp_path_factory.mktemp("ref")
+    ref = _run_job(d / "ckpt", d / "ref.safetensors")
     out, err = ref.communicate(timeout=300)
     assert ref.returncode == 0, err
+    return load_file(str(d / "ref.safetensors")), out.strip().splitlines()[-1]
 
+
+def _resume_and_compare(ckpt, out_file, reference):
+    resumed = _run_job(ckpt, out_file)
+    out, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err
+    a, last_line = reference
+    b = load_file(str(out_file))
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    assert out.strip().splitlines()[-1] == last_line  # same history length and loss
+    # nothing lingers: no temporary folder or file of the killed writer, only the newest keep_last=2
+    assert sorted(os.listdir(ckpt)) == [".lock", "LATEST", "step_00000109", "step_00000119"]
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_is_bit_identical(tmp_path, reference_job):
+    """A training process killed with SIGKILL mid-run and restarted ends with exactly the same weights."""
     ckpt = tmp_path / "ckpt"
     job = _run_job(ckpt, tmp_path / "resumed.safetensors", "--slow-after", "40")
     deadline = time.time() + 300
@@ -187,21 +403,25 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path):
         assert job.poll() is None, job.communicate()[1]
         time.sleep(0.05)
     job.send_signal(signal.SIGKILL)
-    job.wait(timeout=30)
+    job.communicate(timeout=30)
     assert job.returncode == -signal.SIGKILL
     killed_at = latest_checkpoint(ckpt).name
     assert "step_00000049" <= killed_at < "step_00000119", killed_at
     assert not (tmp_path / "resumed.safetensors").exists()
+    _resume_and_compare(ckpt, tmp_path / "resumed.safetensors", reference_job)
 
-    resumed = _run_job(ckpt, tmp_path / "resumed.safetensors")
-    out2, err2 = resumed.communicate(timeout=300)
-    assert resumed.returncode == 0, err2
-    a = load_file(str(tmp_path / "ref.safetensors"))
-    b = load_file(str(tmp_path / "resumed.safetensors"))
-    assert a.keys() == b.keys()
-    for k in a:
-        assert torch.equal(a[k], b[k]), k
-    assert out.strip().splitlines()[-1] == out2.strip().splitlines()[-1]  # same history length and loss
+
+@pytest.mark.slow
+def test_sigkill_inside_a_checkpoint_write_leaves_nothing_behind(tmp_path, reference_job):
+    """Killed while writing its 5th checkpoint (step 49): the rerun cleans up and ends bit-identical."""
+    ckpt = tmp_path / "ckpt"
+    job = _run_job(ckpt, tmp_path / "resumed.safetensors", "--die-in-write", "5")
+    job.communicate(timeout=300)
+    assert job.returncode == -signal.SIGKILL
+    assert latest_checkpoint(ckpt).name == "step_00000039"
+    left = [p for p in os.listdir(ckpt) if p.startswith(".step_00000049.")]
+    assert len(left) == 1 and sorted(os.listdir(ckpt / left[0])) == ["state.pt", "weights.safetensors"]
+    _resume_and_compare(ckpt, tmp_path / "resumed.safetensors", reference_job)
 
 
 def test_sample_batch_and_bad_inputs():
@@ -223,29 +443,56 @@ def test_train_bad_inputs():
     model = nn.Linear(1, 1)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     cfg = TrainConfig(steps=1, progress=False)
-    with pytest.raises(TypeError, match="step_fn"):
+    with pytest.raises(TypeError, match="step_fn must be callable, got NoneType"):
         train(None, models=model, optimizers=opt, config=cfg)
-    with pytest.raises(TypeError, match="config"):
+    with pytest.raises(TypeError, match="config must be a TrainConfig, got dict"):
         train(lambda c: None, models=model, optimizers=opt, config={"steps": 1})
-    with pytest.raises(TypeError, match=r"optimizers\['main'\]"):
+    with pytest.raises(TypeError, match=r"optimizers\['main'\] must be a .*Optimizer.*, got str"):
         train(lambda c: None, models=model, optimizers="sgd", config=cfg)
-    with pytest.raises(TypeError, match=r"models\['g'\]"):
+    with pytest.raises(TypeError, match=r"models\['g'\] must be a .*Module.*, got int"):
         train(lambda c: None, models={"g": 3}, optimizers=opt, config=cfg)
-    with pytest.raises(ValueError, match="steps"):
-        TrainConfig(steps=-1)
-    with pytest.raises(ValueError, match="grad_clip"):
-        TrainConfig(steps=1, grad_clip=0)
-    with pytest.raises(ValueError, match="log_every"):
-        TrainConfig(steps=1, log_every=0)
+    with pytest.raises(TypeError, match=r"models keys must be str, got 1"):
+        train(lambda c: None, models={1: model}, optimizers=opt, config=cfg)
+    with pytest.raises(ValueError, match="models must not be empty"):
+        train(lambda c: None, models={}, optimizers=opt, config=cfg)
+    with pytest.raises(ValueError, match="optimizers must not be empty"):
+        train(lambda c: None, models=model, optimizers={}, config=cfg)
 
     def bad_name(ctx):
         ctx.optimize(model(torch.ones(1, 1)).sum(), "d")
 
-    with pytest.raises(KeyError, match="no optimizer named 'd'"):
+    with pytest.raises(KeyError, match=r"no optimizer named 'd'; have \['main'\]"):
         train(bad_name, models=model, optimizers=opt, config=cfg)
 
     def not_scalar(ctx):
         ctx.optimize(model(torch.ones(2, 1)))
 
-    with pytest.raises(ValueError, match="scalar"):
+    with pytest.raises(ValueError, match=r"loss must be a scalar tensor, got Tensor \(2, 1\)"):
         train(not_scalar, models=model, optimizers=opt, config=cfg)
+
+
+def test_checkpoints_every_k_steps_keep_the_newest(tmp_path):
+    model = nn.Linear(1, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)  # lr 0 is valid
+    saved = []
+
+    def step(ctx):
+        saved.append(sorted(p.name for p in tmp_path.glob("step_*")))
+        ctx.optimize(model(torch.ones(1, 1)).sum())
+        return {"ok": True, "n": np.float32(2.5)}
+
+    cfg = TrainConfig(steps=11, ckpt_dir=tmp_path, ckpt_every=3, keep_last=3, progress=False)
+    hist = train(step, models=model, optimizers=opt, config=cfg)
+    assert hist["ok"] == [1.0] * 11 and hist.last("n") == 2.5
+    assert saved[3] == ["step_00000002"] and saved[6] == ["step_00000002", "step_00000005"]
+    assert sorted(os.listdir(tmp_path)) == [".lock", "LATEST", "step_00000005", "step_00000008", "step_00000010"]
+
+
+def test_tensor_lr_is_accepted():
+    model = nn.Linear(1, 1)
+    opt = torch.optim.Adam(model.parameters(), lr=torch.tensor(0.1))
+
+    def step(ctx):
+        ctx.optimize(model(torch.ones(1, 1)).pow(2).sum())
+
+    assert len(train(step, models=model, optimizers=opt, config=TrainConfig(steps=2, progress=False))) == 2
