@@ -151,18 +151,29 @@ def _check_device(torch: ModuleType) -> list[DoctorCheck]:
         bf16, where = False, str(e)
     bf16_detail = f"supported on {where}" if bf16 else f"not supported ({where})"
     checks.append(DoctorCheck(bf16, "bfloat16", bf16_detail, essential=False))
-    threads = f"{torch.get_num_threads()} (set AIGC_NUM_THREADS to change)"
-    checks.append(DoctorCheck(True, "torch threads", threads))
+    checks.append(_check_threads(torch))
     return checks
 
 
+def _check_threads(torch: ModuleType) -> DoctorCheck:
+    from .device import THREADS_ENV, threads_from_env
+
+    try:
+        wanted = threads_from_env()
+    except ValueError as e:
+        return DoctorCheck(False, "torch threads", f"{e} — fix or unset {THREADS_ENV}; setup_lesson would fail")
+    if wanted is None:
+        return DoctorCheck(True, "torch threads", f"{torch.get_num_threads()} (set {THREADS_ENV} to change)")
+    return DoctorCheck(True, "torch threads", f"{wanted} ({THREADS_ENV}={wanted}; setup_lesson applies it)")
+
+
 def _check_fast_mode() -> DoctorCheck:
-    from .config import fast_mode
+    from .config import FAST_ENV, fast_mode
 
     try:
         on = fast_mode()
     except ValueError as e:
-        return DoctorCheck(False, "fast mode", str(e))
+        return DoctorCheck(False, "fast mode", f"{e} — fix or unset {FAST_ENV}; setup_lesson would fail")
     detail = "ON (AIGC_FAST=1: tiny sizes, for CI)" if on else "off (full-size runs)"
     return DoctorCheck(True, "fast mode", detail)
 
@@ -212,8 +223,18 @@ def _check_notebooks() -> DoctorCheck:
         return DoctorCheck(False, "notebooks", "no notebooks/ folder at or above the current directory — run "
                      "from the course repository", essential=False)
     count = len([p for p in (root / "notebooks").glob("*.ipynb") if LESSON_FILE.match(p.name)])
-    detail = f"{_display(root / 'notebooks')} ({count} lessons)"
+    # Relative to the repository root, never ".": inside a lesson the kernel's folder is notebooks/ itself.
+    detail = f"notebooks/ ({count} lesson{'' if count == 1 else 's'}) in the course repository {root}"
     return DoctorCheck(True, "notebooks", detail, essential=False)
+
+
+def _in_notebook_kernel() -> bool:
+    """True when running inside a Jupyter kernel (e.g. the doctor cell of lesson 00), not in a shell."""
+    ipython = sys.modules.get("IPython")
+    if ipython is None:
+        return False
+    shell = ipython.get_ipython()
+    return shell is not None and hasattr(shell, "kernel")
 
 
 def doctor_checks() -> list[DoctorCheck]:
@@ -238,7 +259,10 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     if failed:
         _write(f"\n{len(failed)} essential check(s) failed: {', '.join(failed)}", sys.stderr)
         return 1
-    _write("\nAll essential checks passed: run `make lab` to start with lesson 00.")
+    if _in_notebook_kernel():
+        _write("\nAll essential checks passed: this machine is ready for the course.")
+    else:
+        _write("\nAll essential checks passed: run `make lab` to start with lesson 00.")
     return 0
 
 
@@ -327,8 +351,8 @@ def _cmd_make_exercises(args: argparse.Namespace) -> int:
         exercises = exercises if exercises is not None else solutions.parent / "exercises"
     try:
         changed = generate_exercises(solutions, exercises, check=args.check)
-    except ValueError as e:
-        _write(f"error: {e}", sys.stderr)
+    except (ValueError, OSError) as e:  # a bad notebook, or a file that cannot be read or written
+        _write("error: " + str(e).replace("\n", " "), sys.stderr)
         return 1
     folder = _display(exercises).rstrip("/") + "/"
     if args.check:

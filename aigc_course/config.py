@@ -24,13 +24,25 @@ _override: bool | None = None
 T = TypeVar("T")
 
 
-def _parse_flag(value: str) -> bool:
+def require_bool(value: object, name: str, *, allow_none: bool = False) -> bool | None:
+    """``value`` if it is a real bool (or None when ``allow_none``); TypeError naming ``name`` otherwise.
+
+    Truthy stand-ins such as the string ``'no'`` or the int ``1`` are refused rather than guessed at.
+    """
+    if isinstance(value, bool) or (allow_none and value is None):
+        return value
+    expected = "a bool (True or False) or None" if allow_none else "a bool (True or False)"
+    raise TypeError(f"{name} must be {expected}, got {type(value).__name__} {value!r:.40}")
+
+
+def _parse_flag(value: str, variable: str = FAST_ENV) -> bool:
     v = value.strip().lower()
     if v in _TRUE:
         return True
     if v in _FALSE:
         return False
-    raise ValueError(f"{FAST_ENV} must be one of 1/0/true/false/yes/no/on/off, got {value!r}")
+    raise ValueError(f"environment variable {variable} must be one of 1/0/true/false/yes/no/on/off (or unset), "
+                     f"got {value!r}")
 
 
 def fast_mode() -> bool:
@@ -43,9 +55,7 @@ def fast_mode() -> bool:
 def set_fast_mode(enabled: bool | None) -> None:
     """Force fast mode on/off for this process; ``None`` goes back to reading ``AIGC_FAST``."""
     global _override
-    if enabled is not None and not isinstance(enabled, bool):
-        raise TypeError(f"enabled must be a bool or None, got {type(enabled).__name__}")
-    _override = enabled
+    _override = require_bool(enabled, "enabled", allow_none=True)
 
 
 def scale(full: T, fast: T) -> T:
@@ -65,9 +75,9 @@ def scale(full: T, fast: T) -> T:
 
 
 def cache_dir() -> Path:
-    """Where downloaded data sets live: ``$AIGC_DATA_DIR`` if set, else the user cache dir."""
-    env = os.environ.get(CACHE_ENV)
-    if env:
+    """Where downloaded data sets live: ``$AIGC_DATA_DIR`` if set (and not blank), else the user cache dir."""
+    env = os.environ.get(CACHE_ENV, "")
+    if env.strip():
         return Path(env).expanduser()
     import pooch
 

@@ -7,7 +7,7 @@ import platform
 import torch
 
 from . import __version__
-from .config import fast_mode
+from .config import fast_mode, require_bool
 from .device import configure_threads, get_device, seed_everything
 
 
@@ -16,11 +16,14 @@ def setup_lesson(
 ) -> torch.device:
     """Seed everything, set CPU threads, pick the device, set plot defaults; print a one-line summary.
 
-    Returns the device the lesson should use.
+    Returns the device the lesson should use. The environment (``AIGC_FAST``, ``AIGC_NUM_THREADS``,
+    ``AIGC_DEVICE``) is read before anything changes; a bad value raises ValueError naming the variable.
     """
-    seed_everything(seed)
-    threads = configure_threads()
+    require_bool(quiet, "quiet")
+    fast = fast_mode()
     dev = get_device(device)
+    threads = configure_threads()
+    seed_everything(seed)
     try:
         import matplotlib.pyplot as plt
 
@@ -29,7 +32,7 @@ def setup_lesson(
     except ImportError:  # plotting is optional for scripts
         pass
     if not quiet:
-        mode = "FAST (AIGC_FAST=1: tiny sizes, for CI)" if fast_mode() else "full"
+        mode = "FAST (AIGC_FAST=1: tiny sizes, for CI)" if fast else "full"
         print(f"aigc_course {__version__} · torch {torch.__version__} · python {platform.python_version()}"
               f" · device {dev} · {threads} CPU thread(s) · mode {mode} · seed {seed}")
     return dev

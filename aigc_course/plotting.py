@@ -3,6 +3,11 @@
 Every helper takes an optional ``ax`` (a new figure is made when it is None), returns what it drew on,
 never calls ``plt.show()`` and never touches the global ``rcParams``. Tensors and arrays are both accepted;
 tensors are detached and moved to the CPU first.
+
+Sizes are bounded so that a typo cannot exhaust memory (ValueError naming the argument): an image grid holds
+at most ``MAX_GRID_PIXELS`` pixels, a figure is at most ``MAX_FIGURE_INCHES`` on a side with at most
+``MAX_PANELS`` panels, a density grid is at most ``MAX_DENSITY_GRID`` points on a side and a scatter plot
+holds at most ``MAX_SCATTER_POINTS`` points. Non-finite images, points and densities are refused.
 """
 
 from __future__ import annotations
@@ -23,6 +28,13 @@ __all__ = ["LivePlot", "ema", "figure_grid", "make_grid", "plot_density_1d", "pl
            "plot_samples_2d", "show_images"]
 
 ArrayLike = torch.Tensor | np.ndarray | Sequence[float]
+
+MAX_GRID_PIXELS = 50_000_000  # make_grid output (rows x cols of the tiled picture): 200 MB as float32
+MAX_FIGURE_INCHES = 60.0  # per side: 6000 px at 100 dpi
+MAX_PANELS = 400  # subplots in one figure (figure_grid, labelled show_images)
+MAX_DENSITY_GRID = 1000  # plot_samples_2d grid_size: grid_size**2 log_prob evaluations
+MAX_SCATTER_POINTS = 2_000_000  # per scatter call: more is slow and unreadable; subsample first
+_LABELLED_PANEL_INCHES = 1.3
 
 
 # ----------------------------------------------------------------------------- input helpers
@@ -54,10 +66,26 @@ def _get_ax(ax: Axes | None) -> Axes:
     return ax
 
 
-def _check_int(value: Any, name: str, minimum: int) -> int:
+def _check_int(value: Any, name: str, minimum: int, maximum: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
         raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be an int <= {maximum} (a bound that keeps the plot in memory), "
+                         f"got {value!r}")
     return int(value)
+
+
+def _check_bool(value: Any, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool (True or False), got {type(value).__name__} {value!r:.40}")
+    return value
+
+
+def _require_finite(arr: np.ndarray, name: str) -> np.ndarray:
+    bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
+    if bad:
+        raise ValueError(f"{name} must hold finite numbers, got {bad} NaN or infinite value(s) of {arr.size}")
+    return arr
 
 
 def _check_smooth(smooth: Any) -> float:
@@ -97,6 +125,13 @@ def make_grid(images: Any, nrow: int = 8, pad: int = 1, pad_value: float = 0.0) 
     n, h, w, c = x.shape
     cols = min(nrow, n)
     rows = math.ceil(n / cols)
+    pixels = (rows * (h + pad) + pad) * (cols * (w + pad) + pad)
+    if pixels > MAX_GRID_PIXELS:
+        raise ValueError(f"the grid of {n} images of {h}x{w} with pad={pad} would have {pixels:,} pixels, more "
+                         f"than MAX_GRID_PIXELS = {MAX_GRID_PIXELS:,}; show fewer or smaller images, or a "
+                         "smaller pad")
+    if not (isinstance(pad_value, numbers.Real) and not isinstance(pad_value, bool) and math.isfinite(pad_value)):
+        raise ValueError(f"pad_value must be a finite number, got {pad_value!r}")
     grid = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, c), pad_value, dtype=x.dtype)
     for i in range(n):
         top = pad + (i // cols) * (h + pad)
@@ -131,6 +166,8 @@ def show_images(images: Any, nrow: int = 8, *, title: str | None = None, cmap: s
     """
     x = _to_nhwc(images)
     nrow = _check_int(nrow, "nrow", 1)
+    if x.dtype != bool:
+        _require_finite(x, "images")
     if value_range is None and x.dtype == np.uint8:
         value_range = (0, 255)
     lo, hi = _value_range(x, value_range)
@@ -142,7 +179,10 @@ def show_images(images: Any, nrow: int = 8, *, title: str | None = None, cmap: s
         grid = make_grid(x, nrow=nrow, pad=1, pad_value=1.0)
         if ax is None:
             width = min(12.0, 1.2 * min(nrow, len(x)))
-            ax = plt.subplots(figsize=(width, width * grid.shape[0] / grid.shape[1]))[1]
+            height = width * grid.shape[0] / grid.shape[1]
+            if height > MAX_FIGURE_INCHES:  # a tall grid (e.g. nrow=1): shrink the figure, not the memory
+                width, height = width * MAX_FIGURE_INCHES / height, MAX_FIGURE_INCHES
+            ax = plt.subplots(figsize=(width, height))[1]
         ax = _get_ax(ax)
         ax.imshow(grid, interpolation="nearest", **shown)
         ax.set_axis_off()
@@ -154,7 +194,13 @@ def show_images(images: Any, nrow: int = 8, *, title: str | None = None, cmap: s
         raise ValueError(f"labels must be a sequence of {len(x)} labels (one per image), got {labels!r}")
     if ax is not None:
         raise ValueError("ax must be None when labels are given: labelled images get their own figure")
-    fig, axes = figure_grid(len(x), ncols=nrow, size=1.3)
+    if len(x) > MAX_PANELS:
+        raise ValueError(f"labels: at most MAX_PANELS = {MAX_PANELS} labelled images fit in one figure, got "
+                         f"{len(x)}; show fewer, or drop labels to tile them into one picture")
+    if _LABELLED_PANEL_INCHES * min(nrow, len(x)) > MAX_FIGURE_INCHES:
+        raise ValueError(f"nrow={nrow} labelled images per row make a figure wider than MAX_FIGURE_INCHES = "
+                         f"{MAX_FIGURE_INCHES:g}; use nrow <= {int(MAX_FIGURE_INCHES // _LABELLED_PANEL_INCHES)}")
+    fig, axes = figure_grid(len(x), ncols=nrow, size=_LABELLED_PANEL_INCHES)
     for a, img, label in zip(axes, x, labels, strict=True):
         a.imshow(img[..., 0] if gray else img, interpolation="nearest", **shown)
         a.set_title(str(label), fontsize=8)
@@ -169,11 +215,15 @@ def figure_grid(n: int, ncols: int = 3, size: float = 3.0) -> tuple[Figure, list
 
     Returns (fig, axes) with ``axes`` a flat list of length n (unused slots of the last row removed).
     """
-    n = _check_int(n, "n", 1)
+    n = _check_int(n, "n", 1, MAX_PANELS)
     ncols = min(_check_int(ncols, "ncols", 1), n)
     if isinstance(size, bool) or not isinstance(size, numbers.Real) or not 0 < size < math.inf:
         raise ValueError(f"size must be a positive number of inches, got {size!r}")
     nrows = math.ceil(n / ncols)
+    if max(size * ncols, size * nrows) > MAX_FIGURE_INCHES:
+        raise ValueError(f"size={size!r} inches per panel gives a {size * ncols:g} x {size * nrows:g} inch figure "
+                         f"for {n} panels in {ncols} columns; at most MAX_FIGURE_INCHES = {MAX_FIGURE_INCHES:g} "
+                         "per side")
     fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows), squeeze=False,
                              layout="constrained")
     flat = list(axes.ravel())
@@ -252,6 +302,7 @@ def plot_history(history: Any, keys: str | Sequence[str] | None = None, *, ax: A
     Non-finite values (e.g. gaps padded with NaN) are skipped, and so are values <= 0 when ``logy``.
     """
     smooth = _check_smooth(smooth)
+    logy = _check_bool(logy, "logy")
     series = _history_series(history)
     if keys is None:
         keys = list(series)
@@ -289,9 +340,17 @@ def plot_history(history: Any, keys: str | Sequence[str] | None = None, *, ax: A
 # ----------------------------------------------------------------------------- 2D samples and 1D densities
 
 def _points_2d(x: Any, name: str) -> np.ndarray:
-    arr = _as_array(x, name).astype(np.float64)
+    arr = _as_array(x, name)
     if arr.ndim != 2 or arr.shape[1] != 2 or arr.shape[0] == 0:
         raise ValueError(f"{name} must have shape (N, 2) with N >= 1, got {tuple(arr.shape)}")
+    if arr.shape[0] > MAX_SCATTER_POINTS:
+        raise ValueError(f"{name} has {arr.shape[0]:,} points, more than MAX_SCATTER_POINTS = "
+                         f"{MAX_SCATTER_POINTS:,}; plot a random subset")
+    arr = arr.astype(np.float64)
+    bad = int(np.count_nonzero(~np.isfinite(arr).all(axis=1)))
+    if bad:
+        raise ValueError(f"{name} must hold finite points, got {bad} of {arr.shape[0]} with NaN or inf (a diverged "
+                         f"model?); drop them first, e.g. x[torch.isfinite(x).all(dim=1)]")
     return arr
 
 
@@ -328,7 +387,11 @@ def plot_samples_2d(samples: Any, *, target: Any = None, ax: Axes | None = None,
     reference = None
     if target is not None and not callable(log_prob):
         reference = _points_2d(target, "target")
-    grid_size = _check_int(grid_size, "grid_size", 2)
+    grid_size = _check_int(grid_size, "grid_size", 2, MAX_DENSITY_GRID)
+    if isinstance(s, bool) or not isinstance(s, numbers.Real) or not 0 < s < math.inf:
+        raise ValueError(f"s (marker area) must be a positive finite number, got {s!r}")
+    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not 0 <= alpha <= 1:
+        raise ValueError(f"alpha must be a number in [0, 1], got {alpha!r}")
     xlim, ylim = _limits(lim, [pts] if reference is None else [pts, reference])
     ax = _get_ax(ax)
 
@@ -369,16 +432,20 @@ def plot_density_1d(x: Any, densities: Mapping[str, Any], *, ax: Axes | None = N
     grid = _as_array(x, "x").astype(np.float64)
     if grid.ndim != 1 or len(grid) < 2:
         raise ValueError(f"x must have shape (G,) with G >= 2, got {tuple(grid.shape)}")
+    _require_finite(grid, "x")
     if not isinstance(densities, Mapping) or not densities:
         raise TypeError(f"densities must be a non-empty Mapping[str, array (G,)], got {densities!r:.80}")
     filled = set() if fill is None else {fill} if isinstance(fill, str) else set(fill)
     if not filled <= set(densities):
         raise ValueError(f"fill names {sorted(filled - set(densities))} are not in densities {list(densities)}")
-    ax = _get_ax(ax)
-    for name, values in densities.items():
+    curves = {}
+    for name, values in densities.items():  # every curve is checked before anything is drawn
         y = _as_array(values, f"densities[{name!r}]").astype(np.float64)
         if y.shape != grid.shape:
             raise ValueError(f"densities[{name!r}] must have shape {grid.shape} like x, got {tuple(y.shape)}")
+        curves[name] = _require_finite(y, f"densities[{name!r}]")
+    ax = _get_ax(ax)
+    for name, y in curves.items():
         (line,) = ax.plot(grid, y, label=str(name))
         if name in filled:
             ax.fill_between(grid, 0.0, y, color=line.get_color(), alpha=0.25)
@@ -426,10 +493,10 @@ class LivePlot:
             raise TypeError(f"keys must be a sequence of metric names or None, got {keys!r}")
         self.keys = None if keys is None else tuple(keys)
         self.every = _check_int(every, "every", 1)
-        self.logy = bool(logy)
+        self.logy = _check_bool(logy, "logy")
         self.smooth = _check_smooth(smooth)
         self.title = title
-        self.enabled = bool(enabled)
+        self.enabled = _check_bool(enabled, "enabled")
         self.records: list[dict[str, float]] = []
         self._calls = 0
         self._drawn_at = 0  # number of records in the last picture

@@ -111,7 +111,86 @@ def test_make_exercises_with_folders_and_errors(course, capsys):
     nbformat.write(new_notebook(cells=[new_code_cell("### BEGIN SOLUTION\nx = 1")]), bad)
     assert main(args) == 1
     err = capsys.readouterr().err
-    assert err.startswith("error: 02_bad_solutions.ipynb: cell 0") and "never closed" in err
+    assert err.startswith("error: 02_bad_solutions.ipynb: cell 0 (code cell starting '### BEGIN SOLUTION')")
+    assert "never closed" in err
+
+
+class TestMakeExercisesFaults:
+    """Every failure ends with one `error: ...` line naming the file and exit code 1, never a traceback."""
+
+    def _run(self, capsys, *extra) -> tuple[int, str, str]:
+        code = main(["make-exercises", *extra])
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    def _one_error_line(self, err: str) -> str:
+        lines = err.splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), err
+        assert "Traceback" not in err
+        return lines[0]
+
+    @pytest.mark.parametrize("data, expected", [
+        (b"{ not json", "error: 02_bad_solutions.ipynb: not valid JSON (Expecting property name enclosed in "
+                        "double quotes at line 1, column 3)"),
+        (b"\xff\xfe", "error: 02_bad_solutions.ipynb: not UTF-8 text (bad byte at offset 0); a notebook is a "
+                      "JSON file in UTF-8"),
+        (b'{"cells": [{"cell_type": "code", "source": "x"}], "metadata": {}, "nbformat": 4, '
+         b'"nbformat_minor": 5}',
+         "error: 02_bad_solutions.ipynb: not a valid Jupyter notebook (nbformat v4 schema): cell 0: "),
+        (b"[]", "error: 02_bad_solutions.ipynb: not a Jupyter notebook (a JSON object with 'cells' was expected)"),
+    ])
+    def test_invalid_json_and_schema_invalid_notebooks(self, course, capsys, data, expected):
+        (course / "solutions/02_bad_solutions.ipynb").write_bytes(data)
+        for check in ([], ["--check"]):
+            code, out, err = self._run(capsys, *check)
+            assert code == 1 and out == ""
+            assert self._one_error_line(err).startswith(expected)
+        assert not (course / "exercises").exists()
+
+    def test_unreadable_solutions_file(self, course, capsys):
+        folder = course / "solutions/02_odd_solutions.ipynb"
+        folder.mkdir()  # a folder where a file is expected: reading it fails whoever runs the test
+        code, _, err = self._run(capsys)
+        assert code == 1
+        assert self._one_error_line(err) == (f"error: {folder}: cannot read the solutions notebook (Is a "
+                                             "directory)")
+
+    def test_unwritable_output_folder(self, course, capsys):
+        (course / "blocker").write_text("a file where a folder should be")
+        target = course / "blocker/exercises"
+        code, out, err = self._run(capsys, "--exercises", str(target))
+        assert code == 1 and out == ""
+        assert self._one_error_line(err) == (
+            f"error: {target / '01_divergences_exercises.ipynb'}: cannot write the exercise notebook (Not a "
+            f"directory); is {target} a writable folder?")
+
+    def test_permission_denied_on_write(self, course, capsys, monkeypatch):
+        from pathlib import Path as _Path
+
+        def denied(self, data):
+            raise PermissionError(13, "Permission denied", str(self))
+
+        monkeypatch.setattr(_Path, "write_bytes", denied)
+        code, _, err = self._run(capsys)
+        assert code == 1
+        line = self._one_error_line(err)
+        assert line.endswith("cannot write the exercise notebook (Permission denied); is "
+                             f"{course / 'exercises'} a writable folder?")
+        assert list((course / "exercises").iterdir()) == []  # no temporary file left behind
+
+    def test_exercises_path_that_is_a_file(self, course, capsys):
+        (course / "exercises").write_text("oops")
+        code, _, err = self._run(capsys)
+        assert code == 1
+        assert self._one_error_line(err) == (f"error: exercises_dir {str(course / 'exercises')!r} exists but is "
+                                             "not a directory")
+
+    def test_no_repository(self, tmp_path_factory, capsys, monkeypatch):
+        monkeypatch.chdir(tmp_path_factory.mktemp("nowhere"))
+        code, _, err = self._run(capsys)
+        assert code == 1
+        assert self._one_error_line(err) == ("error: no course repository here or above; pass --solutions DIR "
+                                             "(and --exercises DIR)")
 
 
 def _fake_data_module(monkeypatch, cached):
@@ -124,7 +203,7 @@ def _fake_data_module(monkeypatch, cached):
 @pytest.fixture
 def clean_env(monkeypatch, tmp_path):
     """Doctor inputs that do not depend on this machine: CPU device, fast mode off, an empty data cache."""
-    for var in ("AIGC_DEVICE", "AIGC_FAST"):
+    for var in ("AIGC_DEVICE", "AIGC_FAST", "AIGC_NUM_THREADS"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("AIGC_DATA_DIR", str(tmp_path / "cache"))
 
@@ -133,56 +212,104 @@ def _lines(out: str) -> dict[str, str]:
     return {line[2:].split(":")[0]: line for line in out.splitlines() if line[:1] in "✓✗"}
 
 
-def test_doctor_passes_on_a_working_install(course, clean_env, capsys, monkeypatch):
-    _fake_data_module(monkeypatch, lambda: {"tinyshakespeare": True, "mnist": False})
-    assert main(["doctor"]) == 0
-    lines = _lines(capsys.readouterr().out)
-    for label in ("Python", "torch", "numpy", "matplotlib", "scikit-learn", "pooch", "safetensors",
-                  "tqdm", "ipywidgets", "jupyterlab", "device", "bfloat16", "torch threads", "fast mode",
-                  "data cache", "datasets", "notebooks"):
-        assert label in lines, f"doctor lacks a {label} line"
-    for label in ("Python", "torch", "numpy", "device", "fast mode", "data cache", "notebooks"):
-        assert lines[label].startswith("✓"), lines[label]
-    assert "off" in lines["fast mode"]
-    assert "created on first download" in lines["data cache"]
-    assert "cached: tinyshakespeare" in lines["datasets"] and "mnist" in lines["datasets"]
-    assert "2 lessons" not in lines["notebooks"] and "4 lessons" in lines["notebooks"]
+class TestDoctor:
+    def test_passes_on_a_working_install(self, course, clean_env, capsys, monkeypatch):
+        _fake_data_module(monkeypatch, lambda: {"tinyshakespeare": True, "mnist": False})
+        assert main(["doctor"]) == 0
+        out = capsys.readouterr().out
+        lines = _lines(out)
+        for label in ("Python", "torch", "numpy", "matplotlib", "scikit-learn", "pooch", "safetensors",
+                      "tqdm", "ipywidgets", "jupyterlab", "device", "bfloat16", "torch threads", "fast mode",
+                      "data cache", "datasets", "notebooks"):
+            assert label in lines, f"doctor lacks a {label} line"
+        for label in ("Python", "torch", "numpy", "device", "fast mode", "data cache", "notebooks",
+                      "torch threads"):
+            assert lines[label].startswith("✓"), lines[label]
+        assert "off" in lines["fast mode"]
+        assert "created on first download" in lines["data cache"]
+        assert "cached: tinyshakespeare" in lines["datasets"] and "mnist" in lines["datasets"]
+        assert lines["notebooks"] == f"✓ notebooks: notebooks/ (4 lessons) in the course repository {course}"
+        assert out.rstrip().endswith("All essential checks passed: run `make lab` to start with lesson 00.")
 
+    def test_inside_a_lesson_kernel(self, course, clean_env, capsys, monkeypatch):
+        """The doctor cell of lesson 00 runs with cwd = notebooks/ in a kernel: no shell advice, no '.'."""
+        _fake_data_module(monkeypatch, lambda: {})
+        monkeypatch.chdir(course / "notebooks")
+        (course / "notebooks/02_draft.ipynb").unlink()
+        (course / "notebooks/03_broken.ipynb").unlink()
+        fake_ipython = types.ModuleType("IPython")
+        fake_ipython.get_ipython = lambda: types.SimpleNamespace(kernel=object())
+        monkeypatch.setitem(sys.modules, "IPython", fake_ipython)
+        assert cli._in_notebook_kernel()
+        assert main(["doctor"]) == 0
+        out = capsys.readouterr().out
+        assert _lines(out)["notebooks"] == f"✓ notebooks: notebooks/ (2 lessons) in the course repository {course}"
+        assert "make lab" not in out and ": . (" not in out
+        assert out.rstrip().endswith("All essential checks passed: this machine is ready for the course.")
 
-def test_doctor_reports_fast_mode_cache_and_unknown_datasets(course, clean_env, capsys, monkeypatch):
-    monkeypatch.setenv("AIGC_FAST", "1")
-    (course / "cache").mkdir()
-    monkeypatch.setitem(sys.modules, "aigc_course.data", None)  # import fails → "unknown"
-    assert main(["doctor"]) == 0
-    lines = _lines(capsys.readouterr().out)
-    assert lines["fast mode"].startswith("✓") and "ON" in lines["fast mode"]
-    assert "exists, writable" in lines["data cache"]
-    datasets = lines["datasets"]
-    assert datasets.startswith("✗") and "unknown" in datasets and datasets.endswith("(optional)")
+    def test_kernel_detection(self, monkeypatch):
+        monkeypatch.delitem(sys.modules, "IPython", raising=False)
+        assert not cli._in_notebook_kernel()
+        terminal = types.ModuleType("IPython")
+        terminal.get_ipython = lambda: types.SimpleNamespace()  # an IPython shell without a kernel
+        monkeypatch.setitem(sys.modules, "IPython", terminal)
+        assert not cli._in_notebook_kernel()
+        terminal.get_ipython = lambda: None
+        assert not cli._in_notebook_kernel()
 
+    def test_one_lesson_is_singular(self, course, clean_env, capsys, monkeypatch):
+        _fake_data_module(monkeypatch, lambda: {})
+        for name in ("00_welcome.ipynb", "02_draft.ipynb", "03_broken.ipynb"):
+            (course / "notebooks" / name).unlink()
+        main(["doctor"])
+        assert "notebooks/ (1 lesson) in" in _lines(capsys.readouterr().out)["notebooks"]
 
-def test_doctor_fails_on_a_bad_device_or_a_missing_package(course, clean_env, capsys, monkeypatch):
-    _fake_data_module(monkeypatch, lambda: {})
-    monkeypatch.setenv("AIGC_DEVICE", "tpu")
-    assert main(["doctor"]) == 1
-    captured = capsys.readouterr()
-    assert _lines(captured.out)["device"].startswith("✗") and "AIGC_DEVICE" in captured.out
-    assert "device" in captured.err
+    def test_reports_fast_mode_cache_and_unknown_datasets(self, course, clean_env, capsys, monkeypatch):
+        monkeypatch.setenv("AIGC_FAST", "1")
+        (course / "cache").mkdir()
+        monkeypatch.setitem(sys.modules, "aigc_course.data", None)  # import fails → "unknown"
+        assert main(["doctor"]) == 0
+        lines = _lines(capsys.readouterr().out)
+        assert lines["fast mode"].startswith("✓") and "ON" in lines["fast mode"]
+        assert "exists, writable" in lines["data cache"]
+        datasets = lines["datasets"]
+        assert datasets.startswith("✗") and "unknown" in datasets and datasets.endswith("(optional)")
 
-    monkeypatch.delenv("AIGC_DEVICE")
-    monkeypatch.setattr(cli, "PACKAGES", [*cli.PACKAGES, ("no_such_module_xyz", "no-such-dist", "1.0")])
-    assert main(["doctor"]) == 1
-    line = _lines(capsys.readouterr().out)["no-such-dist"]
-    assert line.startswith("✗") and "pip install 'no-such-dist>=1.0'" in line
+    @pytest.mark.parametrize("variable, value, label", [
+        ("AIGC_NUM_THREADS", "abc", "torch threads"), ("AIGC_NUM_THREADS", "0", "torch threads"),
+        ("AIGC_NUM_THREADS", "2.5", "torch threads"), ("AIGC_NUM_THREADS", "100000", "torch threads"),
+        ("AIGC_FAST", "abc", "fast mode"), ("AIGC_FAST", "maybe", "fast mode"),
+        ("AIGC_DEVICE", "tpu", "device"),
+    ])
+    def test_a_bad_environment_variable_fails_the_check_naming_it(self, course, clean_env, capsys, monkeypatch,
+                                                                 variable, value, label):
+        _fake_data_module(monkeypatch, lambda: {})
+        monkeypatch.setattr(cli, "PACKAGES", [])
+        monkeypatch.setenv(variable, value)
+        assert main(["doctor"]) == 1
+        captured = capsys.readouterr()
+        line = _lines(captured.out)[label]
+        assert line.startswith(f"✗ {label}: environment variable {variable} ") and repr(value) in line
+        assert captured.err.strip() == f"1 essential check(s) failed: {label}"
+        assert "All essential checks passed" not in captured.out
 
-    monkeypatch.setattr(cli, "PACKAGES", [("numpy", "numpy", "999.0")])
-    assert main(["doctor"]) == 1
-    assert "older than 999.0" in _lines(capsys.readouterr().out)["numpy"]
+    def test_a_valid_thread_count_is_shown(self, course, clean_env, capsys, monkeypatch):
+        _fake_data_module(monkeypatch, lambda: {})
+        monkeypatch.setenv("AIGC_NUM_THREADS", "3")
+        assert main(["doctor"]) == 0
+        assert _lines(capsys.readouterr().out)["torch threads"] == (
+            "✓ torch threads: 3 (AIGC_NUM_THREADS=3; setup_lesson applies it)")
 
-    monkeypatch.setattr(cli, "PACKAGES", [])
-    monkeypatch.setenv("AIGC_FAST", "maybe")
-    assert main(["doctor"]) == 1
-    assert _lines(capsys.readouterr().out)["fast mode"].startswith("✗")
+    def test_fails_on_a_missing_or_old_package(self, course, clean_env, capsys, monkeypatch):
+        _fake_data_module(monkeypatch, lambda: {})
+        monkeypatch.setattr(cli, "PACKAGES", [*cli.PACKAGES, ("no_such_module_xyz", "no-such-dist", "1.0")])
+        assert main(["doctor"]) == 1
+        line = _lines(capsys.readouterr().out)["no-such-dist"]
+        assert line.startswith("✗") and "pip install 'no-such-dist>=1.0'" in line
+
+        monkeypatch.setattr(cli, "PACKAGES", [("numpy", "numpy", "999.0")])
+        assert main(["doctor"]) == 1
+        assert "older than 999.0" in _lines(capsys.readouterr().out)["numpy"]
 
 
 def test_doctor_minimum_versions_match_pyproject():

@@ -153,3 +153,121 @@ def test_train_with_bf16_autocast_on_cuda():
     hist = train(step, models=model, optimizers=opt, config=TrainConfig(steps=50, progress=False))
     assert dtypes[0] == torch.bfloat16
     assert hist.last("loss") < hist["loss"][0]
+
+
+# ------------------------------------------------------------------ environment variables and bool flags
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from aigc_course.notebook import setup_lesson  # noqa: E402
+
+PROPS = settings(max_examples=100, deadline=None,
+                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.differing_executors])
+NOT_BOOL = st.one_of(st.text(max_size=5), st.integers(), st.floats(allow_nan=False), st.just([]), st.just(b"1"))
+
+
+class TestBoolFlags:
+    @PROPS
+    @given(value=NOT_BOOL)
+    def test_every_non_bool_is_refused_naming_the_argument(self, value):
+        with pytest.raises(TypeError, match=r"^enabled must be a bool \(True or False\) or None, got "):
+            device.autocast("cpu", enabled=value)
+        with pytest.raises(TypeError, match=r"^enabled must be a bool \(True or False\) or None, got "):
+            device.maybe_compile(torch.nn.Linear(1, 1), enabled=value)
+        with pytest.raises(TypeError, match=r"^enabled must be a bool \(True or False\) or None, got "):
+            config.set_fast_mode(value)
+        with pytest.raises(TypeError, match=r"^quiet must be a bool \(True or False\), got "):
+            setup_lesson(quiet=value)
+
+    def test_the_probed_truthy_string(self):
+        with pytest.raises(TypeError) as info:
+            device.autocast("cpu", enabled="no")
+        assert str(info.value) == "enabled must be a bool (True or False) or None, got str 'no'"
+        assert config.require_bool(False, "x") is False and config.require_bool(None, "x", allow_none=True) is None
+        with pytest.raises(TypeError, match=r"^x must be a bool \(True or False\), got NoneType None$"):
+            config.require_bool(None, "x")
+
+    def test_autocast_device_errors(self):
+        with pytest.raises(ValueError, match=r"^device='gpu0' is not a device name"):
+            device.autocast("gpu0")
+        with device.autocast(torch.device("cpu"), enabled=False):
+            assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.float32
+
+
+class TestEnvironmentVariables:
+    @PROPS
+    @given(value=st.text(max_size=8))
+    def test_threads_variable_is_a_whole_number_in_range_or_refused_by_name(self, monkeypatch, value):
+        monkeypatch.setenv("AIGC_NUM_THREADS", value.replace("\0", ""))
+        value = value.replace("\0", "")
+        text = value.strip()
+        if not text:
+            assert device.threads_from_env() is None
+        elif text.isascii() and text.isdigit() and 1 <= int(text) <= device.MAX_THREADS:
+            assert device.threads_from_env() == int(text)
+        else:
+            with pytest.raises(ValueError) as info:
+                device.threads_from_env()
+            assert str(info.value) == ("environment variable AIGC_NUM_THREADS must be a whole number of threads "
+                                       f"from 1 to 1024 (or unset), got {value!r}")
+
+    @pytest.mark.parametrize("value", ["abc", "0", "-2", "2.5", "1025", "٣", "1e3"])
+    def test_bad_thread_values(self, monkeypatch, value):
+        monkeypatch.setenv("AIGC_NUM_THREADS", value)
+        with pytest.raises(ValueError, match="^environment variable AIGC_NUM_THREADS must be"):
+            device.configure_threads()
+
+    def test_thread_bounds_on_the_argument(self):
+        before = torch.get_num_threads()
+        try:
+            assert device.configure_threads(device.MAX_THREADS) == device.MAX_THREADS
+            with pytest.raises(ValueError, match=r"^num_threads must be in \[1, 1024\], got 1025$"):
+                device.configure_threads(1025)
+            with pytest.raises(ValueError, match=r"^num_threads must be in \[1, 1024\], got 0$"):
+                device.configure_threads(0)
+        finally:
+            torch.set_num_threads(before)
+
+    def test_fast_variable_names_itself(self, monkeypatch):
+        monkeypatch.setenv("AIGC_FAST", "abc")
+        with pytest.raises(ValueError) as info:
+            config.fast_mode()
+        assert str(info.value) == ("environment variable AIGC_FAST must be one of 1/0/true/false/yes/no/on/off "
+                                   "(or unset), got 'abc'")
+
+    def test_device_variable_names_itself(self, monkeypatch):
+        monkeypatch.setenv("AIGC_DEVICE", "tpu")
+        with pytest.raises(ValueError, match=r"^environment variable AIGC_DEVICE \('tpu'\) is not a device name"):
+            device.get_device()
+        with pytest.raises(ValueError, match=r"^prefer='tpu' is not a device name"):
+            device.get_device("tpu")
+        monkeypatch.setenv("AIGC_DEVICE", "  ")
+        assert device.get_device().type in ("cpu", "cuda", "mps")
+
+    def test_blank_data_dir_means_the_default(self, monkeypatch):
+        monkeypatch.setenv("AIGC_DATA_DIR", "  ")
+        assert config.cache_dir().name == "aigc-course"
+
+    @pytest.mark.parametrize("variable, value", [("AIGC_NUM_THREADS", "abc"), ("AIGC_FAST", "abc"),
+                                                 ("AIGC_DEVICE", "tpu")])
+    def test_setup_lesson_fails_clearly_and_changes_nothing(self, monkeypatch, capsys, variable, value):
+        monkeypatch.setenv(variable, value)
+        threads = torch.get_num_threads()
+        state = torch.get_rng_state()
+        with pytest.raises(ValueError, match=f"^environment variable {variable} "):
+            setup_lesson(seed=123)
+        assert torch.get_num_threads() == threads and torch.equal(torch.get_rng_state(), state)
+        assert capsys.readouterr().out == ""
+
+    def test_setup_lesson_applies_a_valid_thread_count(self, monkeypatch, capsys):
+        before = torch.get_num_threads()
+        monkeypatch.setenv("AIGC_NUM_THREADS", "2")
+        monkeypatch.delenv("AIGC_FAST", raising=False)
+        monkeypatch.delenv("AIGC_DEVICE", raising=False)
+        try:
+            dev = setup_lesson(seed=5, device="cpu")
+            assert dev == torch.device("cpu") and torch.get_num_threads() == 2
+            assert "· 2 CPU thread(s) · mode full · seed 5" in capsys.readouterr().out
+        finally:
+            torch.set_num_threads(before)

@@ -11,6 +11,7 @@ import math
 import socket
 import struct
 import threading
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -18,6 +19,8 @@ import numpy as np
 import pooch
 import pytest
 import torch
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 from aigc_course import data
 from aigc_course.data import text as text_module
@@ -557,8 +560,6 @@ def test_fetch_bad_inputs():
         data.fetch("tiny-shakespeare", data_dir=3)
     with pytest.raises(TypeError, match="url"):
         data.fetch("tiny-shakespeare", url=b"http://x")
-    with pytest.raises(ValueError, match="url"):
-        data.fetch("tiny-shakespeare", url="/local/path.txt")
     with pytest.raises(TypeError, match="data_dir"):
         data.cached_datasets(data_dir=1.5)
 
@@ -602,6 +603,101 @@ def test_shared_tiny_shakespeare_passes_hash_check():
     assert text.startswith("First Citizen:")
 
 
+class TestDownloadFaults:
+    """Bad mirror addresses name the variable; the timeout is a total deadline, also for a trickling server."""
+
+    @pytest.mark.parametrize("value", ["ftp.example.org/aigc", "file:///tmp/mirror", "https://", "http:/x",
+                                       "https://my mirror/aigc", "http://host:notaport/x", "http://[::1/x"])
+    def test_a_bad_mirror_variable_is_named(self, monkeypatch, value):
+        monkeypatch.setenv("AIGC_DATA_URL", value)
+        with pytest.raises(ValueError) as info:
+            data.fetch("tiny-shakespeare")
+        message = str(info.value)
+        assert message.startswith("environment variable AIGC_DATA_URL (a mirror's base address) must be an "
+                                  "http:// or https:// address") and repr(value) in message
+
+    @pytest.mark.parametrize("value", ["/local/path.txt", "ftp://x/y", "https:///nohost"])
+    def test_a_bad_url_argument_is_named(self, value):
+        with pytest.raises(ValueError, match=r"^url must be an http:// or https:// address") as info:
+            data.fetch("tiny-shakespeare", url=value)
+        assert repr(value) in str(info.value)
+
+    def test_a_blank_mirror_variable_means_the_default_mirror(self, monkeypatch):
+        monkeypatch.setenv("AIGC_DATA_URL", "   ")
+        from aigc_course.data.downloads import _source_url
+
+        entry = data.DATASETS["tiny-shakespeare"]
+        assert _source_url(entry, None) == entry.url
+        monkeypatch.setenv("AIGC_DATA_URL", " https://m.example/base/ ")
+        assert _source_url(entry, None) == "https://m.example/base/tinyshakespeare/input.txt"
+
+    @pytest.mark.parametrize("timeout", [0, -1, math.inf, math.nan, "5", True])
+    def test_bad_timeouts(self, timeout):
+        with pytest.raises(ValueError, match="timeout must be a positive finite number"):
+            data.fetch("tiny-shakespeare", url="http://127.0.0.1:1/x", timeout=timeout)
+
+    @pytest.fixture
+    def trickle(self):
+        """A loopback server that promises 1000 bytes, then sends one byte every 0.5 s (20 at most)."""
+        stop = threading.Event()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802
+                self.send_response(200)
+                self.send_header("Content-Length", "1000")
+                self.end_headers()
+                self.wfile.flush()
+                for _ in range(20):
+                    if stop.wait(0.5):
+                        return
+                    try:
+                        self.wfile.write(b"x")
+                        self.wfile.flush()
+                    except OSError:
+                        return
+
+            def log_message(self, *args):
+                pass
+
+        httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield f"http://127.0.0.1:{httpd.server_port}/slow"
+        finally:
+            stop.set()
+            httpd.shutdown()
+            httpd.server_close()
+            thread.join(timeout=5)
+
+    def test_a_trickling_server_is_stopped_at_the_deadline(self, trickle, monkeypatch, tmp_path):
+        """Each read gets a byte well within 1 s, so only a total deadline can stop this download."""
+        entry = _register(monkeypatch, "tiny-shakespeare", b"y" * 1000)
+        start = time.monotonic()
+        with pytest.raises(data.DatasetUnavailableError) as info:
+            data.fetch("tiny-shakespeare", url=trickle, timeout=1)
+        elapsed = time.monotonic() - start
+        assert 0.9 <= elapsed < 2.5, elapsed
+        message = str(info.value)
+        assert "TimeoutError: the download did not finish within its 1 s deadline" in message
+        target = tmp_path / "cache" / entry.filename
+        assert not target.exists() and not any(p.is_file() for p in target.parent.iterdir())
+
+    def test_the_default_deadline_is_used(self, trickle, monkeypatch):
+        _register(monkeypatch, "tiny-shakespeare", b"y" * 1000)
+        monkeypatch.setattr(data.downloads, "DOWNLOAD_TIMEOUT_S", 0.5)
+        start = time.monotonic()
+        with pytest.raises(data.DatasetUnavailableError, match="within its 0.5 s deadline"):
+            data.fetch("tiny-shakespeare", url=trickle)
+        assert time.monotonic() - start < 2.0
+
+    def test_a_full_download_within_the_deadline_passes(self, server, monkeypatch):
+        payload = bytes(range(256)) * 300
+        _register(monkeypatch, "tiny-shakespeare", payload)
+        server.files["/ok"] = payload
+        assert data.fetch("tiny-shakespeare", url=server.base + "/ok", timeout=5).read_bytes() == payload
+
+
 # ----------------------------------------------------------------------------------------------- idx / MNIST
 
 
@@ -624,22 +720,74 @@ def test_read_idx_gz_and_plain(tmp_path):
     assert got.dtype == torch.int32 and torch.equal(got, torch.from_numpy(ints))
 
 
-def test_read_idx_rejects_bad_files(tmp_path):
-    labels = np.arange(10, dtype=np.uint8)
-    path = tmp_path / "labels.gz"
-    path.write_bytes(gzip.compress(_idx_bytes(labels)))
-    with pytest.raises(ValueError, match="expected 0x00000803"):
-        data.read_idx(path, magic=data.IDX_IMAGES_MAGIC)
-    bad = tmp_path / "bad.idx"
-    bad.write_bytes(b"\x01\x00\x08\x01" + struct.pack(">I", 2) + b"ab")
-    with pytest.raises(ValueError, match="not an IDX file"):
-        data.read_idx(bad)
-    short = tmp_path / "short.idx"
-    short.write_bytes(_idx_bytes(labels)[:-1])
-    with pytest.raises(ValueError, match="header says shape"):
-        data.read_idx(short)
-    with pytest.raises(TypeError, match="path"):
-        data.read_idx(123)
+class TestReadIdxFaults:
+    """Every broken file gives a ValueError that names it; never a raw gzip, zlib or struct error."""
+
+    def _labels(self) -> bytes:
+        return _idx_bytes(np.arange(10, dtype=np.uint8))
+
+    def _refused(self, path, match: str, **kwargs) -> str:
+        with pytest.raises(ValueError, match=match) as info:
+            data.read_idx(path, **kwargs)
+        assert str(info.value).startswith(str(path))
+        return str(info.value)
+
+    def test_wrong_magic_and_sizes(self, tmp_path):
+        path = tmp_path / "labels.gz"
+        path.write_bytes(gzip.compress(self._labels()))
+        self._refused(path, r"magic number 0x00000801, expected 0x00000803$", magic=data.IDX_IMAGES_MAGIC)
+        bad = tmp_path / "bad.idx"
+        for header in (b"\x01\x00\x08\x01", b"\x00\x01\x08\x01", b"\x00\x00\x07\x01", b"\x00\x00\x08\x00"):
+            bad.write_bytes(header + struct.pack(">I", 2) + b"ab")
+            self._refused(bad, "is not an IDX file: bad magic number 0x")
+        short = tmp_path / "short.idx"
+        short.write_bytes(self._labels()[:-1])
+        self._refused(short, r"header says shape \(10,\) \(10 bytes of data\), file holds 9$")
+        long = tmp_path / "long.idx"
+        long.write_bytes(self._labels() + b"\x00")
+        self._refused(long, "file holds 11$")
+        tiny = tmp_path / "tiny.idx"
+        tiny.write_bytes(b"\x00\x00")
+        self._refused(tiny, r"is too short to be an IDX file \(2 bytes\)")
+        header_only = tmp_path / "header.idx"
+        header_only.write_bytes(b"\x00\x00\x08\x03" + struct.pack(">I", 5))
+        self._refused(header_only, r"truncated IDX header \(8 bytes, the 3 sizes need 16\)")
+        with pytest.raises(TypeError, match="path"):
+            data.read_idx(123)
+        with pytest.raises(TypeError, match="magic must be an int or None, got str"):
+            data.read_idx(path, magic="2049")
+
+    def test_absurd_header_sizes_do_not_overflow(self, tmp_path):
+        path = tmp_path / "huge.idx"
+        path.write_bytes(b"\x00\x00\x0e\x04" + struct.pack(">4I", *[2**32 - 1] * 4) + b"\x00" * 8)
+        message = self._refused(path, "header says shape")
+        assert f"({(2**32 - 1) ** 4 * 8} bytes of data)" in message
+
+    @given(cut=st.integers(1, 200))
+    @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                     HealthCheck.differing_executors])
+    def test_truncated_gzip_is_refused(self, tmp_path, cut):
+        packed = gzip.compress(_idx_bytes(np.arange(300, dtype=np.uint8).reshape(3, 10, 10)))
+        assume(cut < len(packed) - 2)
+        path = tmp_path / "cut.gz"
+        path.write_bytes(packed[:-cut])
+        self._refused(path, "not a valid gzip file, truncated or corrupt")
+
+    @given(noise=st.binary(min_size=1, max_size=64))
+    @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                     HealthCheck.differing_executors])
+    def test_garbage_after_the_gzip_signature_is_refused(self, tmp_path, noise):
+        path = tmp_path / "garbage.gz"
+        path.write_bytes(b"\x1f\x8b" + noise)
+        self._refused(path, "not a valid gzip file, truncated or corrupt")
+
+    def test_a_gzip_bomb_is_refused(self, tmp_path, monkeypatch):
+        monkeypatch.setattr(data.downloads, "MAX_IDX_BYTES", 1000)
+        path = tmp_path / "bomb.gz"
+        path.write_bytes(gzip.compress(b"\x00" * 5000))
+        self._refused(path, "decompresses to more than 1000 bytes")
+        path.write_bytes(gzip.compress(self._labels()))  # 18 bytes: fine
+        assert data.read_idx(path).tolist() == list(range(10))
 
 
 def _write_mnist(root: Path, monkeypatch, prefix: str, split: str, n_images: int, n_labels: int):

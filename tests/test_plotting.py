@@ -446,3 +446,119 @@ def test_plot_history_accepts_train_history_and_liveplot():
     live = LivePlot()
     live(3, {"loss": 0.25})
     assert _lines(plot_history(live)) == {"loss": ([3], [0.25])}
+
+
+# ----------------------------------------------------------------------------- sizes, finiteness, flags
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.differing_executors])
+
+
+class TestSizeBounds:
+    """Sizes that would exhaust memory are refused up front, naming the argument; the bounds are exact."""
+
+    @FAST
+    @given(pad=st.integers(0, 10**7), n=st.integers(1, 64), side=st.integers(1, 64), nrow=st.integers(1, 10**6))
+    def test_make_grid_refuses_exactly_the_grids_over_the_pixel_bound(self, pad, n, side, nrow):
+        images = np.zeros((n, side, side), dtype=np.float32)
+        cols = min(nrow, n)
+        rows = math.ceil(n / cols)
+        pixels = (rows * (side + pad) + pad) * (cols * (side + pad) + pad)
+        if pixels > plotting.MAX_GRID_PIXELS:
+            with pytest.raises(ValueError, match=f"would have {pixels:,} pixels, more than MAX_GRID_PIXELS"):
+                make_grid(images, nrow=nrow, pad=pad)
+        else:
+            assert make_grid(images, nrow=nrow, pad=pad).shape == (rows * (side + pad) + pad,
+                                                                  cols * (side + pad) + pad)
+
+    def test_the_probed_75_gib_grid_is_refused_fast(self):
+        with pytest.raises(ValueError, match="pad"):
+            make_grid(torch.rand(64, 1, 28, 28), nrow=8, pad=100_000)
+
+    def test_density_grid_size_bound(self):
+        pts = torch.randn(5, 2)
+        with pytest.raises(ValueError, match=r"^grid_size must be an int <= 1000 \(a bound"):
+            plot_samples_2d(pts, target=lambda x: -x.square().sum(1), grid_size=plotting.MAX_DENSITY_GRID + 1)
+        calls = []
+
+        def log_prob(x):
+            calls.append(len(x))
+            return -x.square().sum(1)
+
+        plot_samples_2d(pts, target=log_prob, grid_size=3)
+        assert calls == [9]
+
+    def test_scatter_points_bound(self, monkeypatch):
+        monkeypatch.setattr(plotting, "MAX_SCATTER_POINTS", 10)
+        plot_samples_2d(torch.randn(10, 2))
+        with pytest.raises(ValueError, match=r"^samples has 11 points, more than MAX_SCATTER_POINTS = 10"):
+            plot_samples_2d(torch.randn(11, 2))
+        with pytest.raises(ValueError, match=r"^target has 11 points"):
+            plot_samples_2d(torch.randn(3, 2), target=torch.randn(11, 2))
+
+    @FAST
+    @given(n=st.integers(1, 2000), ncols=st.integers(1, 50), size=st.floats(0.1, 20))
+    def test_figure_grid_bounds(self, n, ncols, size):
+        cols = min(ncols, n)
+        rows = math.ceil(n / cols)
+        too_big = n > plotting.MAX_PANELS or max(size * cols, size * rows) > plotting.MAX_FIGURE_INCHES
+        if too_big:
+            with pytest.raises(ValueError, match=r"^(n must be an int <= 400|size=)"):
+                figure_grid(n, ncols=ncols, size=size)
+        else:
+            fig, axes = figure_grid(n, ncols=ncols, size=size)
+            assert len(axes) == n
+            np.testing.assert_allclose(fig.get_size_inches(), (size * cols, size * rows))
+            plt.close(fig)
+
+    def test_labelled_images_bounds_name_the_argument(self):
+        imgs = torch.rand(401, 4, 4)
+        with pytest.raises(ValueError, match=r"^labels: at most MAX_PANELS = 400 labelled images"):
+            show_images(imgs, labels=list(range(401)))
+        with pytest.raises(ValueError, match=r"^nrow=50 labelled images per row .* use nrow <= 46"):
+            show_images(imgs[:60], nrow=50, labels=list(range(60)))
+
+    def test_a_tall_grid_gets_a_bounded_figure(self):
+        ax = show_images(torch.rand(500, 8, 8), nrow=1)
+        width, height = ax.figure.get_size_inches()
+        assert height == pytest.approx(plotting.MAX_FIGURE_INCHES) and 0 < width < 1.2
+
+
+class TestFiniteShapesAndFlags:
+    @FAST
+    @given(bad=st.sampled_from([math.nan, math.inf, -math.inf]), where=st.integers(0, 15))
+    def test_non_finite_inputs_are_refused(self, bad, where):
+        img = torch.rand(1, 4, 4)
+        img.view(-1)[where] = bad
+        with pytest.raises(ValueError, match=r"^images must hold finite numbers, got 1 NaN or infinite value"):
+            show_images(img, value_range=(0, 1))
+        pts = torch.zeros(8, 2)
+        pts.view(-1)[where] = bad
+        with pytest.raises(ValueError, match=r"^samples must hold finite points, got 1 of 8 with NaN or inf"):
+            plot_samples_2d(pts, lim=1)
+        x = torch.linspace(0, 1, 16)
+        with pytest.raises(ValueError, match=r"^densities\['p'\] must hold finite numbers"):
+            plot_density_1d(x, {"q": x, "p": torch.where(torch.arange(16) == where, bad, x)})
+        with pytest.raises(ValueError, match=r"^x must hold finite numbers"):
+            plot_density_1d(torch.where(torch.arange(16) == where, bad, x), {"p": x})
+
+    def test_wrong_shapes_and_odd_numbers_are_refused(self):
+        with pytest.raises(ValueError, match=r"samples must have shape \(N, 2\) with N >= 1, got \(4, 3\)"):
+            plot_samples_2d(torch.zeros(4, 3))
+        with pytest.raises(ValueError, match=r"^s \(marker area\) must be a positive finite number"):
+            plot_samples_2d(torch.zeros(4, 2), s=-1)
+        with pytest.raises(ValueError, match=r"^alpha must be a number in \[0, 1\], got 2"):
+            plot_samples_2d(torch.zeros(4, 2), alpha=2)
+        with pytest.raises(ValueError, match=r"^pad_value must be a finite number, got nan"):
+            make_grid(torch.zeros(2, 3, 3), pad_value=math.nan)
+
+    @pytest.mark.parametrize("value", ["no", "False", 0, 1, None])
+    def test_bool_flags_refuse_truthy_stand_ins(self, value):
+        with pytest.raises(TypeError, match=r"^logy must be a bool \(True or False\)"):
+            plot_history({"loss": [1.0, 2.0]}, logy=value)
+        with pytest.raises(TypeError, match=r"^logy must be a bool"):
+            LivePlot(logy=value)
+        with pytest.raises(TypeError, match=r"^enabled must be a bool"):
+            LivePlot(enabled=value)

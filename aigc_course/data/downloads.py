@@ -3,7 +3,9 @@
 Each registry entry names a file relative to the cache folder (``aigc_course.config.cache_dir()``, set by
 ``AIGC_DATA_DIR``); ``fetch`` downloads it once from its mirror, checks its SHA-256 and then only reads the
 cached copy. ``AIGC_DATA_URL=https://my.mirror/aigc`` makes every file come from ``<base>/<filename>``
-instead (e.g. ``<base>/mnist/train-images-idx3-ubyte.gz``).
+instead (e.g. ``<base>/mnist/train-images-idx3-ubyte.gz``). Addresses are http:// or https://.
+A download must finish within ``DOWNLOAD_TIMEOUT_S`` seconds in total (a stalled or trickling server is
+stopped at that deadline, not only when a single read stalls).
 
 Mirrors: MNIST from PyTorch's S3 copy (``ossci-datasets``; the original yann.lecun.com no longer serves
 it), Fashion-MNIST from the Zalando Research GitHub repository, Tiny Shakespeare from karpathy/char-rnn.
@@ -13,11 +15,17 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import logging
+import math
 import os
 import struct
+import time
+import zlib
 from dataclasses import dataclass
+from numbers import Real
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 import torch
@@ -25,7 +33,8 @@ import torch
 from .. import config
 
 DATA_URL_ENV = "AIGC_DATA_URL"
-DOWNLOAD_TIMEOUT_S = 60
+DOWNLOAD_TIMEOUT_S = 600  # total seconds for one file (MNIST's largest is 9.9 MB)
+MAX_IDX_BYTES = 1 << 30  # an IDX file larger than 1 GiB once decompressed is refused (MNIST: 47 MB)
 
 _MNIST_URL = "https://ossci-datasets.s3.amazonaws.com/mnist/"
 _FASHION_URL = "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/"
@@ -109,18 +118,77 @@ def _data_root(data_dir: object) -> Path:
     return Path(data_dir).expanduser()
 
 
+def _check_url(value: str, name: str) -> str:
+    """``value`` if it is an http(s) address with a host; ValueError naming ``name`` otherwise."""
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 (raises ValueError for a port that is not a number)
+    except ValueError as e:
+        raise ValueError(f"{name} must be an http:// or https:// address, got {value!r} ({e})") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in value):
+        raise ValueError(f"{name} must be an http:// or https:// address with a host name and no spaces, such "
+                         f"as https://my.mirror/aigc, got {value!r}")
+    return value
+
+
 def _source_url(entry: DatasetEntry, url: object) -> str:
     if url is not None:
         if not isinstance(url, str):
             raise TypeError(f"url must be a str or None, got {type(url).__name__}")
-        source = url
-    elif os.environ.get(DATA_URL_ENV, "").strip():
-        source = os.environ[DATA_URL_ENV].strip().rstrip("/") + "/" + entry.filename
-    else:
-        source = entry.url
-    if not source.startswith(("http://", "https://", "ftp://")):
-        raise ValueError(f"url must start with http://, https:// or ftp://, got {source!r}")
-    return source
+        return _check_url(url, "url")
+    base = os.environ.get(DATA_URL_ENV, "").strip()
+    if base:
+        _check_url(base, f"environment variable {DATA_URL_ENV} (a mirror's base address)")
+        return base.rstrip("/") + "/" + entry.filename
+    return entry.url
+
+
+class _DeadlineDownloader:
+    """A pooch downloader whose ``timeout_s`` bounds the whole download, not each read.
+
+    The socket timeout is set to the time left before every read, so a server that trickles bytes is cut
+    off at the deadline; TimeoutError (an OSError) says so.
+    """
+
+    def __init__(self, timeout_s: float):
+        self.timeout_s = timeout_s
+
+    def __call__(self, url: str, output_file: str | io.IOBase, pooch_instance: object = None,
+                 check_only: bool = False) -> None:
+        import requests
+        import urllib3
+
+        deadline = time.monotonic() + self.timeout_s
+        late = TimeoutError(f"the download did not finish within its {self.timeout_s:g} s deadline (the "
+                            "total time allowed for one file); the server is stalled or too slow")
+
+        def time_left() -> float:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise late
+            return left
+
+        try:
+            with requests.get(url, stream=True, timeout=time_left()) as response:
+                response.raise_for_status()
+                sock = getattr(getattr(response.raw, "connection", None), "sock", None)
+                out = output_file if hasattr(output_file, "write") else open(output_file, "wb")  # noqa: SIM115
+                try:
+                    while True:
+                        left = time_left()
+                        if sock is not None:
+                            sock.settimeout(left)  # a read may wait only for the time that is left
+                        chunk = response.raw.read1(1 << 16, decode_content=True)
+                        if not chunk:
+                            break
+                        out.write(chunk)
+                finally:
+                    if out is not output_file:
+                        out.close()
+        except (urllib3.exceptions.HTTPError, requests.exceptions.Timeout, TimeoutError) as e:
+            if e is late or time.monotonic() >= deadline:
+                raise late from (None if e is late else e)
+            raise OSError(f"{type(e).__name__}: {e}") from e  # urllib3's errors are not OSErrors
 
 
 def _how_to_fix(entry: DatasetEntry, source: str, target: Path) -> str:
@@ -130,18 +198,25 @@ def _how_to_fix(entry: DatasetEntry, source: str, target: Path) -> str:
             f"serves <base>/{entry.filename}.")
 
 
-def fetch(name: str, *, data_dir: str | os.PathLike | None = None, url: str | None = None) -> Path:
+def fetch(name: str, *, data_dir: str | os.PathLike | None = None, url: str | None = None,
+          timeout: float | None = None) -> Path:
     """Path of the registry file ``name`` (a key of ``DATASETS``), downloading it on first use.
 
     ``data_dir`` overrides the cache folder, ``url`` the download address (the SHA-256 is checked either
-    way). A cached file with the right hash is never downloaded again; one with a wrong hash is removed and
-    downloaded afresh. Raises ``DatasetUnavailableError`` when the download fails or the hash does not match.
+    way), ``timeout`` the total seconds a download may take (default ``DOWNLOAD_TIMEOUT_S``). A cached file
+    with the right hash is never downloaded again; one with a wrong hash is removed and downloaded afresh.
+    Raises ``DatasetUnavailableError`` when the download fails, runs past the deadline or the hash does not
+    match.
     """
     import pooch
 
     entry = _entry(name)
     target = _data_root(data_dir) / entry.filename
     source = _source_url(entry, url)
+    if timeout is None:
+        timeout = DOWNLOAD_TIMEOUT_S
+    if isinstance(timeout, bool) or not isinstance(timeout, Real) or not 0 < timeout < math.inf:
+        raise ValueError(f"timeout must be a positive finite number of seconds or None, got {timeout!r}")
     if target.is_file():
         if sha256_file(target) == entry.sha256:
             return target
@@ -151,7 +226,7 @@ def fetch(name: str, *, data_dir: str | os.PathLike | None = None, url: str | No
     try:
         pooch.retrieve(
             source, known_hash=f"sha256:{entry.sha256}", fname=target.name, path=target.parent,
-            downloader=pooch.HTTPDownloader(progressbar=False, timeout=DOWNLOAD_TIMEOUT_S),
+            downloader=_DeadlineDownloader(float(timeout)),
         )
     except ValueError as err:  # pooch's hash check; it deletes the temporary download itself
         raise DatasetUnavailableError(
@@ -205,16 +280,32 @@ IDX_IMAGES_MAGIC = 0x00000803  # 2051: uint8, 3 dimensions
 IDX_LABELS_MAGIC = 0x00000801  # 2049: uint8, 1 dimension
 
 
+def _decompress(raw: bytes, path: object) -> bytes:
+    """gunzip ``raw``, refusing garbage, truncation and more than MAX_IDX_BYTES of output."""
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(raw)) as f:
+            out = f.read(MAX_IDX_BYTES + 1)
+    except (OSError, EOFError, zlib.error) as e:  # BadGzipFile is an OSError; truncation is an EOFError
+        raise ValueError(f"{path}: not a valid gzip file, truncated or corrupt ({e}); delete it so that it "
+                         "is downloaded again") from None
+    if len(out) > MAX_IDX_BYTES:
+        raise ValueError(f"{path}: decompresses to more than {MAX_IDX_BYTES} bytes; not an IDX data set")
+    return out
+
+
 def read_idx(path: str | os.PathLike, *, magic: int | None = None) -> torch.Tensor:
     """Parse an IDX file (gzipped or plain) into a tensor of its stored shape and dtype.
 
-    ``magic`` (e.g. ``IDX_IMAGES_MAGIC``) makes a file with another magic number raise ``ValueError``.
+    ``magic`` (e.g. ``IDX_IMAGES_MAGIC``) makes a file with another magic number raise ``ValueError``. A
+    truncated or corrupt file (gzip or IDX) raises ``ValueError`` naming it.
     """
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path must be a str or a path, got {type(path).__name__}")
+    if magic is not None and (isinstance(magic, bool) or not isinstance(magic, int)):
+        raise TypeError(f"magic must be an int or None, got {type(magic).__name__}")
     raw = Path(path).read_bytes()
     if raw[:2] == b"\x1f\x8b":  # gzip signature
-        raw = gzip.decompress(raw)
+        raw = _decompress(raw, path)
     if len(raw) < 4:
         raise ValueError(f"{path} is too short to be an IDX file ({len(raw)} bytes)")
     zero1, zero2, code, ndim = struct.unpack(">BBBB", raw[:4])
@@ -225,12 +316,12 @@ def read_idx(path: str | os.PathLike, *, magic: int | None = None) -> torch.Tens
         raise ValueError(f"{path}: magic number 0x{file_magic:08x}, expected 0x{magic:08x}")
     header = 4 + 4 * ndim
     if len(raw) < header:
-        raise ValueError(f"{path}: truncated IDX header")
+        raise ValueError(f"{path}: truncated IDX header ({len(raw)} bytes, the {ndim} sizes need {header})")
     shape = struct.unpack(f">{ndim}I", raw[4:header])
     dtype = _IDX_DTYPES[code]
-    count = int(np.prod(shape, dtype=np.int64))
-    if len(raw) - header != count * dtype.itemsize:
-        raise ValueError(f"{path}: header says shape {shape} ({count * dtype.itemsize} bytes of data), "
+    size = math.prod(shape) * dtype.itemsize  # exact Python ints: no overflow for absurd headers
+    if len(raw) - header != size:
+        raise ValueError(f"{path}: header says shape {shape} ({size} bytes of data), "
                          f"file holds {len(raw) - header}")
     data = np.frombuffer(raw, dtype=dtype, offset=header).astype(dtype.newbyteorder("="))
     return torch.from_numpy(data.reshape(shape))
