@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import ast
+import contextlib
 import importlib
 import json
+import math
 import pkgutil
+import random
 import re
+import traceback
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
 import aigc_course
+import aigc_course.checks
+import aigc_course.ngram
 
 ROOT = Path(__file__).resolve().parents[1]
 LESSONS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -159,16 +168,175 @@ def test_readme_lists_every_lesson():
         assert p.name in readme, f"README's lesson table lacks {p.name}"
 
 
-def test_every_check_rejects_a_planted_wrong_answer():
-    """Each self-check has a test that feeds it a wrong answer and expects CheckFailed."""
-    import aigc_course.checks as checks
+SELF_CHECKS = [n for n in aigc_course.checks.__all__
+               if n.startswith("check_") and n not in ("check_function", "check_value")]
 
-    tests_text = "\n".join(p.read_text() for p in (ROOT / "tests").glob("test_checks*.py"))
-    names = [n for n in checks.__all__ if n.startswith("check_") and n not in ("check_function", "check_value")]
-    assert names, "no self-checks found"
-    for name in names:
-        assert re.search(rf"\b{name}\b", tests_text), f"{name} has no test"
-    assert tests_text.count("pytest.raises(CheckFailed") >= len(names)
+
+def _not_implemented(*args, **kwargs):
+    raise NotImplementedError("Exercise 9.9: replace this line with your code")
+
+
+# Wrong answers every self-check must reject, whatever its exercise: they need no knowledge of the formula.
+GENERIC_WRONG_ANSWERS = {
+    "forgot to return": lambda *args: None,
+    "returned its first argument unchanged": lambda *args: args[0],
+    "returned a NaN scalar": lambda *args: torch.tensor(math.nan, dtype=torch.float64),
+    "returned a Python list": lambda *args: [0.0, 1.0],
+}
+
+
+def test_there_are_self_checks():
+    assert len(SELF_CHECKS) >= 9, SELF_CHECKS
+
+
+@pytest.mark.parametrize("name", SELF_CHECKS)
+def test_every_check_rejects_a_planted_wrong_answer(name):
+    """Feed each self-check wrong answers and expect CheckFailed (an AssertionError, so nbval fails too)."""
+    check = getattr(aigc_course.checks, name)
+    with pytest.raises(aigc_course.checks.CheckFailed, match="not implemented yet"):
+        check(_not_implemented)
+    for label, wrong in GENERIC_WRONG_ANSWERS.items():
+        with pytest.raises(aigc_course.checks.CheckFailed) as caught:
+            check(wrong)
+        assert isinstance(caught.value, AssertionError) and str(caught.value).strip(), label
+
+
+def _is_raises_check_failed(expr: ast.expr) -> bool:
+    """`pytest.raises(CheckFailed, ...)` (or `raises(checks.CheckFailed)`) as an AST node."""
+    if not (isinstance(expr, ast.Call) and expr.args):
+        return False
+    func, exc = expr.func, expr.args[0]
+    func_name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+    exc_name = exc.attr if isinstance(exc, ast.Attribute) else getattr(exc, "id", None)
+    return func_name == "raises" and exc_name == "CheckFailed"
+
+
+def test_every_check_has_a_planted_mistake_test():
+    """Each self-check's test file refers to it in code (not in a comment or a string) and has
+    `with pytest.raises(CheckFailed)` blocks, at least one per check."""
+    used: set[str] = set()
+    raising_blocks = 0
+    for path in sorted((ROOT / "tests").glob("test_checks*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        blocks = [node for node in ast.walk(tree) if isinstance(node, ast.With | ast.AsyncWith)
+                  and any(_is_raises_check_failed(item.context_expr) for item in node.items)]
+        raising_blocks += len(blocks)
+        if blocks:
+            used |= {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
+            used |= {node.name for node in ast.walk(tree) if isinstance(node, ast.alias)}
+    missing = [name for name in SELF_CHECKS if name not in used]
+    assert not missing, f"no planted-mistake test refers to {missing}"
+    assert raising_blocks >= len(SELF_CHECKS)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Lesson asserts that can fail: plant a broken package function, run the lesson, see its own assert fail
+# ----------------------------------------------------------------------------------------------------
+
+LESSON_00 = ROOT / "notebooks" / "00_welcome_aigc_pipeline.ipynb"
+LESSON_01 = ROOT / "notebooks" / "01_generative_modeling_basics.ipynb"
+
+
+_SOFTMAX_WITH_TEMPERATURE = aigc_course.ngram.softmax_with_temperature  # the real one, kept before planting
+
+
+def _mle_not_normalised(counts):
+    """Forgets to divide by N: larger than any distribution, so it "beats" every perturbation."""
+    return counts.double()
+
+
+def _temperature_multiplied(logits, temperature):
+    """Multiplies by T instead of dividing (the limits T = 0 and T = ∞ stay right)."""
+    if temperature == 0 or math.isinf(temperature):
+        return _SOFTMAX_WITH_TEMPERATURE(logits, temperature)
+    return torch.softmax(logits * temperature, dim=-1)
+
+
+def _kl_wrong_sign_clamped(p, q):
+    """Σ p log(q/p) ≤ 0, then the clamp at 0 of `kl_divergence`: all zeros, and `kl >= 0` still holds."""
+    return (torch.xlogy(p, q) - torch.xlogy(p, p)).sum(-1).clamp_min(0.0)
+
+
+def _js_mixture_not_halved_clamped(p, q):
+    """m = p + q instead of (p + q)/2 gives JS - log 2 ≤ 0; the clamp at 0 turns it into zeros."""
+    m = p + q
+    terms = torch.xlogy(p, p) - torch.xlogy(p, m) + torch.xlogy(q, q) - torch.xlogy(q, m)
+    return (0.5 * terms.sum(-1)).clamp_min(0.0)
+
+
+# lesson, module, function, planted version, the assert (source text) that must catch it
+PLANTED_HELPERS = [
+    (LESSON_00, "aigc_course.ngram", "categorical_mle", _mle_not_normalised,
+     "torch.allclose(p_hat, counts_th / counts_th.sum())"),
+    (LESSON_00, "aigc_course.ngram", "softmax_with_temperature", _temperature_multiplied,
+     "math.isclose(slope, formula"),
+    (LESSON_01, "aigc_course.divergences", "kl_divergence", _kl_wrong_sign_clamped,
+     "torch.allclose(kl_pq, raw_pq"),
+    (LESSON_01, "aigc_course.divergences", "js_divergence", _js_mixture_not_halved_clamped,
+     "torch.allclose(js_pq, js_sum"),
+]
+
+
+@contextlib.contextmanager
+def _lesson_state_restored():
+    """Lessons seed the RNGs, set torch's default dtype and threads and matplotlib's rcParams: undo it all."""
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    dtype, threads = torch.get_default_dtype(), torch.get_num_threads()
+    np_state, py_state = np.random.get_state(), random.getstate()
+    with torch.random.fork_rng(devices=[]), matplotlib.rc_context():
+        try:
+            yield
+        finally:
+            torch.set_default_dtype(dtype)
+            torch.set_num_threads(threads)
+            np.random.set_state(np_state)
+            random.setstate(py_state)
+            plt.close("all")
+
+
+def _run_until_error(path: Path, stop_after: int) -> tuple[int, BaseException, str] | None:
+    """Exec the lesson's code cells 0..stop_after in one namespace; on the first exception return
+    (cell index, exception, the source line of that cell where it was raised)."""
+    nb = _nb(path)
+    namespace: dict = {"__name__": "__lesson__"}
+    for i, cell in enumerate(nb["cells"][: stop_after + 1]):
+        if cell["cell_type"] != "code":
+            continue
+        source = _source(cell)
+        filename = f"<{path.name} cell {i}>"
+        try:
+            exec(compile(source, filename, "exec"), namespace)
+        except Exception as e:  # any error is reported to the test, with where it happened
+            frames = [f for f in traceback.extract_tb(e.__traceback__) if f.filename == filename]
+            line = source.splitlines()[frames[-1].lineno - 1] if frames else ""
+            return i, e, line
+    return None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path, module, name, planted, catching_assert", PLANTED_HELPERS,
+                         ids=[f"{p.name[:2]}-{n}" for p, _, n, _, _ in PLANTED_HELPERS])
+def test_lesson_asserts_catch_a_planted_broken_helper(path, module, name, planted, catching_assert, monkeypatch):
+    """Replace one package function by a plausible wrong version and run the lesson (fast mode, in this
+    process): it must stop with an AssertionError at the lesson's own assert for that claim. (nbval runs
+    the unmodified lessons to the end, so these asserts pass when the helper is right.)"""
+    import matplotlib.pyplot as plt
+
+    cells = _nb(path)["cells"]
+    target = next(i for i, c in enumerate(cells) if c["cell_type"] == "code" and catching_assert in _source(c))
+    monkeypatch.setenv("AIGC_FAST", "1")
+    monkeypatch.setenv("AIGC_NUM_THREADS", "1")
+    monkeypatch.setattr(plt, "show", lambda *args, **kwargs: None)
+    monkeypatch.setattr(importlib.import_module(module), name, planted)
+    with _lesson_state_restored():
+        failure = _run_until_error(path, stop_after=target)
+    assert failure is not None, f"{path.name}: the planted {name} ({planted.__doc__.strip()}) went unnoticed"
+    cell, error, line = failure
+    assert isinstance(error, AssertionError) and cell == target and catching_assert in line, (
+        f"{path.name}: expected the assert in cell {target} containing {catching_assert!r} to fail; "
+        f"got {type(error).__name__}: {error} in cell {cell} at {line.strip()!r}")
 
 
 def test_nbval_over_xdist_without_loadscope_is_refused() -> None:
