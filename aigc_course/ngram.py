@@ -29,6 +29,8 @@ from collections.abc import Sequence
 
 import torch
 
+from .divergences import _broadcast, _check_probs, _real_tensor
+
 __all__ = [
     "CharNGramModel",
     "adapt",
@@ -60,50 +62,68 @@ def _check_tensor(x: object, name: str, shape_hint: str) -> torch.Tensor:
 def _check_nonneg_number(x: object, name: str, allow_inf: bool = False) -> float:
     if isinstance(x, bool) or not isinstance(x, (int, float)):
         raise TypeError(f"{name} must be a number (int or float), got {type(x).__name__}")
-    x = float(x)
+    try:
+        x = float(x)
+    except OverflowError:  # an int beyond the float range
+        x = math.inf
     if math.isnan(x) or x < 0 or (math.isinf(x) and not allow_inf):
-        raise ValueError(f"{name} must be a finite number >= 0, got {x}")
+        bound = "a number >= 0 (inf allowed)" if allow_inf else "a finite number >= 0"
+        raise ValueError(f"{name} must be {bound}, got {x}")
     return x
+
+
+def _check_counts(counts: object) -> torch.Tensor:
+    """Validate counts (..., V), V >= 1: real, finite, >= 0. Integer counts become float64."""
+    counts = _real_tensor("counts", _check_tensor(counts, "counts", "(..., V)"))
+    if counts.shape[-1] == 0:
+        raise ValueError(f"counts must have V >= 1 symbols on the last dim, got shape {tuple(counts.shape)}")
+    if not torch.isfinite(counts).all():
+        raise ValueError("counts must be finite, got NaN or inf")
+    if (counts < 0).any():
+        raise ValueError("counts must be >= 0")
+    return counts
 
 
 def categorical_mle(counts: torch.Tensor) -> torch.Tensor:
     """Maximum-likelihood categorical probabilities ``counts / counts.sum(-1)``.
 
-    counts: (..., V) non-negative counts; each row is normalised over its last axis. Returns (..., V).
+    counts: (..., V) non-negative counts; each row is normalised over its last axis. Returns (..., V) in the
+    dtype of ``counts`` (float64 for integer counts), computed in float64.
     A row with zero total has no MLE; it becomes NaN (use smoothing for such rows).
     """
-    counts = _check_tensor(counts, "counts", "(..., V)")
-    if (counts < 0).any():
-        raise ValueError("counts must be >= 0")
-    counts = counts.to(torch.float64) if not counts.is_floating_point() else counts
-    return counts / counts.sum(dim=-1, keepdim=True)
+    counts = _check_counts(counts)
+    c = counts.to(torch.float64)
+    return (c / c.sum(dim=-1, keepdim=True)).to(counts.dtype)
 
 
 def dirichlet_map(counts: torch.Tensor, prior_probs: torch.Tensor, strength: float) -> torch.Tensor:
     """MAP estimate of a categorical under a Dirichlet(1 + λ q) prior: ``(N_x + λ q_x) / (N + λ)``.
 
     counts: (..., V); prior_probs q: (..., V) or (V,), rows summing to 1; strength λ >= 0.
-    Equals the interpolation ``w · counts/N + (1 - w) · q`` with ``w = N / (N + λ)``. Returns (..., V).
+    Equals the interpolation ``w · counts/N + (1 - w) · q`` with ``w = N / (N + λ)``. A row with no data
+    and no prior strength (N = λ = 0) has no estimate: it gets the prior q (as an unseen context keeps the
+    prior in :class:`CharNGramModel`). Computed in float64; returns (..., V) in the promoted dtype of the
+    inputs (float64 for integer counts).
     """
-    counts = _check_tensor(counts, "counts", "(..., V)")
-    prior_probs = _check_tensor(prior_probs, "prior_probs", "(..., V)")
+    counts = _check_counts(counts)
+    prior_probs = _check_probs("prior_probs", _check_tensor(prior_probs, "prior_probs", "(..., V)"))
     lam = _check_nonneg_number(strength, "strength")
     if counts.shape[-1] != prior_probs.shape[-1]:
         raise ValueError(f"counts (..., {counts.shape[-1]}) and prior_probs (..., {prior_probs.shape[-1]}) "
                          "must have the same last dimension V")
-    if (counts < 0).any():
-        raise ValueError("counts must be >= 0")
-    counts = counts.to(torch.float64) if not counts.is_floating_point() else counts
-    total = counts.sum(dim=-1, keepdim=True)
-    return (counts + lam * prior_probs) / (total + lam)
+    _broadcast(counts=counts, prior_probs=prior_probs)
+    dtype = torch.promote_types(counts.dtype, prior_probs.dtype)
+    c, q = counts.to(torch.float64), prior_probs.to(torch.float64)
+    denom = c.sum(dim=-1, keepdim=True) + lam
+    return torch.where(denom > 0, (c + lam * q) / denom, q).to(dtype)
 
 
 def additive_smoothing(counts: torch.Tensor, k: float) -> torch.Tensor:
     """Add-k (Laplace for k = 1) estimate ``(N_x + k) / (N + kV)``: the uniform Dirichlet prior.
 
-    counts: (..., V); k > 0 pseudo-count per symbol. Returns (..., V).
+    counts: (..., V); k > 0 pseudo-count per symbol. Returns (..., V), float64.
     """
-    counts = _check_tensor(counts, "counts", "(..., V)")
+    counts = _check_counts(counts)
     k = _check_nonneg_number(k, "k")
     if k == 0:
         raise ValueError("k must be > 0 (k = 0 is the plain MLE: use categorical_mle)")
@@ -113,47 +133,81 @@ def additive_smoothing(counts: torch.Tensor, k: float) -> torch.Tensor:
 
 
 def perplexity_from_nll(nll: float | torch.Tensor) -> float | torch.Tensor:
-    """Perplexity ``exp(NLL)`` from an average negative log-likelihood per token in nats."""
+    """Perplexity ``exp(NLL)`` from an average negative log-likelihood per token in nats.
+
+    A float gives a float, a tensor a tensor of the same shape (computed in float64, returned in its float
+    dtype; integer tensors give float64). Too large an NLL gives ``inf`` (the exact value overflows).
+    """
     if isinstance(nll, torch.Tensor):
-        return nll.exp()
+        nll = _real_tensor("nll", nll)
+        if torch.isnan(nll).any():
+            raise ValueError("nll must not be NaN")
+        return nll.to(torch.float64).exp().to(nll.dtype)
     if isinstance(nll, bool) or not isinstance(nll, (int, float)):
         raise TypeError(f"nll must be a float or a tensor, got {type(nll).__name__}")
-    return math.exp(nll)
+    if isinstance(nll, float) and math.isnan(nll):
+        raise ValueError("nll must not be NaN")
+    try:
+        return math.exp(nll)
+    except OverflowError:  # exp(nll) beyond 1.8e308, or an int too large for a float
+        return math.inf if nll > 0 else 0.0
 
 
 def perplexity_from_log_probs(log_probs: torch.Tensor) -> torch.Tensor:
-    """Perplexity ``exp(-mean(log p))`` of a sequence from its per-token natural-log probabilities (N,)."""
-    log_probs = _check_tensor(log_probs, "log_probs", "(N,)")
+    """Perplexity ``exp(-mean(log p))`` of a sequence from its per-token natural-log probabilities (N,).
+
+    Values must be <= 0 (``-inf`` for p = 0 gives ``inf``). Computed in float64, returned in the dtype of
+    ``log_probs`` (float64 for integers).
+    """
+    log_probs = _real_tensor("log_probs", _check_tensor(log_probs, "log_probs", "(N,)"))
     if log_probs.dim() != 1 or log_probs.numel() == 0:
         raise ValueError(f"log_probs must have shape (N,) with N >= 1, got {tuple(log_probs.shape)}")
-    return (-log_probs.mean()).exp()
+    if torch.isnan(log_probs).any():
+        raise ValueError("log_probs must not contain NaN")
+    if (log_probs > 0).any():
+        raise ValueError(f"log_probs must be <= 0 (logs of probabilities), got max {log_probs.max().item():.3g}")
+    return (-log_probs.to(torch.float64).mean()).exp().to(log_probs.dtype)
 
 
 def softmax_with_temperature(logits: torch.Tensor, temperature: float) -> torch.Tensor:
     """``softmax(logits / T)`` over the last axis, with the limits T = 0 and T = ∞ handled exactly.
 
-    logits: (..., V), ``-inf`` allowed (impossible symbols). T = 0 puts equal mass on the argmax(es)
-    (greedy decoding); T = ∞ is uniform over the symbols with finite logits. Returns (..., V).
+    logits: (..., V), ``-inf`` allowed (impossible symbols), NaN and ``+inf`` not, and every row needs a
+    finite logit. T = 0 is the limit T → 0: equal mass on the argmax(es), 0 elsewhere (greedy decoding);
+    T = ∞ is uniform over the symbols with finite logits. For 0 < T < ∞ the logits are shifted by their
+    row maximum and divided by T in float64, so any T (even 1e-300) and fp16/bf16 logits give valid
+    probabilities that tend continuously to these limits. Returns (..., V) in the dtype of ``logits``.
     """
     logits = _check_tensor(logits, "logits", "(..., V)")
     T = _check_nonneg_number(temperature, "temperature", allow_inf=True)
     if not logits.is_floating_point():
         raise TypeError(f"logits must be a floating-point tensor, got dtype {logits.dtype}")
-    if T == 0.0:
-        mask = logits == logits.max(dim=-1, keepdim=True).values
-    elif math.isinf(T):
-        mask = torch.isfinite(logits)
-    else:
-        return torch.softmax(logits / T, dim=-1)
-    mask = mask.to(logits.dtype)
-    return mask / mask.sum(dim=-1, keepdim=True)
+    if logits.shape[-1] == 0:
+        raise ValueError(f"logits must have V >= 1 symbols on the last dim, got shape {tuple(logits.shape)}")
+    if torch.isnan(logits).any() or (logits == math.inf).any():
+        raise ValueError("logits must not contain NaN or +inf (-inf marks an impossible symbol)")
+    z = logits.to(torch.float64)
+    finite = z > -math.inf
+    if not finite.any(dim=-1).all():
+        raise ValueError("every row of logits needs a finite value (a row of -inf has no possible symbol)")
+    if 0.0 < T < math.inf:
+        # shifted logits are <= 0 with 0 at the argmax: no overflow, and no 0/0 or inf/inf for any T
+        z = z - z.amax(dim=-1, keepdim=True)
+        return torch.softmax(z / T, dim=-1).to(logits.dtype)
+    mask = (z == z.amax(dim=-1, keepdim=True)) if T == 0.0 else finite
+    mask = mask.to(torch.float64)
+    return (mask / mask.sum(dim=-1, keepdim=True)).to(logits.dtype)
 
 
 def entropy(probs: torch.Tensor) -> torch.Tensor:
-    """Shannon entropy ``-Σ p log p`` in nats over the last axis (with 0 log 0 = 0). (..., V) → (...)."""
-    probs = _check_tensor(probs, "probs", "(..., V)")
-    plogp = torch.where(probs > 0, probs * probs.clamp_min(1e-300).log(), torch.zeros_like(probs))
-    return -plogp.sum(dim=-1) + 0.0  # + 0.0 turns -0.0 into 0.0
+    """Shannon entropy ``-Σ p log p`` in nats over the last axis (with 0 log 0 = 0). (..., V) → (...).
+
+    ``probs`` must be a probability tensor: finite, >= 0, rows summing to 1 (within the precision of its
+    dtype). Computed in float64, returned in the dtype of ``probs`` (float64 for integers).
+    """
+    probs = _check_probs("probs", probs)
+    p = probs.to(torch.float64)
+    return (-torch.xlogy(p, p).sum(dim=-1) + 0.0).to(probs.dtype)  # + 0.0 turns -0.0 into 0.0
 
 
 def context_windows(ids: torch.Tensor, order: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -162,6 +216,7 @@ def context_windows(ids: torch.Tensor, order: int) -> tuple[torch.Tensor, torch.
 
     ids: (T,) integer ids → contexts (T - n + 1, n - 1) and targets (T - n + 1,), both int64.
     ``order = 1`` gives empty contexts (T, 0); a sequence shorter than ``order`` gives no pairs.
+    Negative ids raise a ValueError.
     """
     if isinstance(order, bool) or not isinstance(order, int) or order < 1:
         raise ValueError(f"order must be an int >= 1, got {order!r}")
@@ -172,6 +227,8 @@ def context_windows(ids: torch.Tensor, order: int) -> tuple[torch.Tensor, torch.
     if ids.dim() != 1:
         raise ValueError(f"ids must have shape (T,), got {tuple(ids.shape)}")
     ids = ids.to(torch.long)
+    if ids.numel() and ids.min() < 0:
+        raise ValueError(f"ids must be token ids >= 0, got min {int(ids.min())}")
     if ids.numel() < order:
         return ids.new_empty((0, order - 1)), ids.new_empty((0,))
     windows = ids.unfold(0, order, 1)  # (T - n + 1, n): row j is ids[j : j + n]
@@ -187,6 +244,8 @@ def _as_ids(ids: object, name: str, vocab_size: int, min_len: int) -> torch.Tens
     if isinstance(ids, (list, tuple)):
         if not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
             raise TypeError(f"{name} must be a LongTensor (T,) or a list of ints")
+        if any(i < 0 or i >= vocab_size for i in ids):
+            raise ValueError(f"{name} must hold ids in [0, {vocab_size}), got range [{min(ids)}, {max(ids)}]")
         ids = torch.tensor(ids, dtype=torch.long)
     if not isinstance(ids, torch.Tensor):
         raise TypeError(f"{name} must be a LongTensor of shape (T,), got {type(ids).__name__}")
@@ -229,7 +288,7 @@ class CharNGramModel:
                 raise TypeError(f"{name} must be an int, got {type(v).__name__}")
             if v < lo:
                 raise ValueError(f"{name} must be >= {lo}, got {v}")
-        if vocab_size**order >= _MAX_KEY:
+        if vocab_size > 1 and (order >= 63 or vocab_size**order >= _MAX_KEY):  # 2**63 > 2**62: skip the power
             raise ValueError(f"vocab_size**order must be < 2**62 for int64 keys, got {vocab_size}**{order}")
         self.vocab_size = vocab_size
         self.order = order
