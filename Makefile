@@ -13,6 +13,10 @@ LAB_ARGS    ?=
 PYTEST_ARGS ?=
 JOBS        ?= 2
 FIRST_LESSON := notebooks/00_welcome_aigc_pipeline.ipynb
+# `make lab` serves the repository root (so notebooks/, exercises/ and solutions/ are all in the file browser)
+# and opens lesson 00; with --no-browser, the printed link opens it too.
+LAB_ROOT    := $(CURDIR)
+LAB_URL     := /lab/tree/$(FIRST_LESSON)
 
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.aigc-installed
@@ -27,6 +31,7 @@ help:
 	@echo "make exercises  regenerate exercises/ from solutions/"
 	@echo "make lint       ruff over the package, tests and notebooks"
 	@echo "make strip      strip outputs from every notebook (also done by the git filter, see README)"
+	@echo "make mutation   mutation testing (mutmut, not in CI): score per module, fails below 90 %; MODULES=ngram"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,7 +46,7 @@ install: $(STAMP)
 
 lab: $(STAMP)
 	@echo "Starting JupyterLab; stop it with Ctrl-C (twice) in this terminal."
-	$(BIN)/jupyter lab $(ROOT_FLAG) $(LAB_ARGS) $(FIRST_LESSON)
+	$(BIN)/jupyter lab $(ROOT_FLAG) "--ServerApp.root_dir=$(LAB_ROOT)" "--LabApp.default_url=$(LAB_URL)" $(LAB_ARGS)
 
 exercises: $(STAMP)
 	$(BIN)/aigc-course make-exercises
@@ -72,3 +77,21 @@ test-notebooks: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info
+
+# Mutation testing (not part of CI; README "Mutation testing"): a fresh mutmut run over MODULES with $(JOBS)
+# workers, then the score per module. MODULES="ngram checks/_core" runs only those.
+MUTATION_MODULES := divergences ngram checks checkpoint train exercises
+MODULES ?= $(MUTATION_MODULES)
+MUTMUT_STAMP := $(VENV)/.aigc-mutmut
+MUTANT_NAMES := $(if $(filter-out $(MODULES),$(MUTATION_MODULES)),$(foreach m,$(MODULES),'aigc_course.$(subst /,.,$(m)).*'))
+
+$(MUTMUT_STAMP): pyproject.toml | $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[dev,mutation]"
+	touch $(MUTMUT_STAMP)
+
+.PHONY: mutation
+mutation: $(STAMP) $(MUTMUT_STAMP)
+	@start=$$(date +%s); rm -rf mutants; \
+	$(TEST_ENV) $(BIN)/mutmut run --max-children $(JOBS) $(MUTANT_NAMES) && \
+	$(BIN)/python benchmarks/mutation_score.py $(MODULES); rc=$$?; \
+	echo "make mutation: wall time $$(( $$(date +%s) - start )) s (exit code $$rc)"; exit $$rc
