@@ -22,7 +22,17 @@ from aigc_course.checks import (
     max_abs_diff,
     values_close,
 )
-from aigc_course.checks._core import aliased_argument, modified_argument
+from aigc_course.checks._core import (
+    _TENSOR_HINT,
+    _clone,
+    _identical,
+    _param_names,
+    alias_hint,
+    aliased_argument,
+    generic_message,
+    in_place_hint,
+    modified_argument,
+)
 
 
 def ref_mean(x):
@@ -269,3 +279,257 @@ def test_render_traceback_shows_the_hint_and_only_the_students_frames():
     with pytest.raises(CheckFailed) as exc:
         MEAN.run(lambda x: x.sum(-1))
     assert exc.value._render_traceback_() == str(exc.value).splitlines()
+
+
+# ----------------------------------------------------------------------------- exact texts and edge paths
+
+PAIR = TupleResult((TensorResult("float"),) * 2, ("mu", "var"))
+
+
+def ref_pair(x):
+    return x.mean(), x.var(correction=0)
+
+
+PAIR_CHECK = Check("pair", ref_pair, [Case((torch.arange(4.0),), label="four")], returns=PAIR)
+
+
+def failure(fn):
+    with pytest.raises(CheckFailed) as exc:
+        fn()
+    return str(exc.value)
+
+
+@pytest.mark.parametrize("student, message", [
+    (lambda x: (x.mean(), x[:2]), "wrong shape of `var`: got (2,), expected (). Check the dimensions you reduce over."),
+    (lambda x: (x.mean(), x.var() * math.nan),
+     "your result contains NaN in `var` where the reference is a number. Look for log(0), 0/0, inf − inf or sqrt "
+     "of a negative number, and use a numerically stable form."),
+    (lambda x: (x.mean(), x.var() / 0), "your result contains ±inf in `var` where the reference is finite: something "
+                                        "overflowed (an exp of a large number) or a log of 0 slipped in."),
+    (lambda x: (x.mean() + 1, x.var() + 1), "wrong value: max |yours - reference| = 1.42 (relative 9.4e-01).\n"
+                                            "  yours:     [2.5]; [2.6667]\n  reference: [1.5]; [1.25]"),
+    (lambda x: (x.mean(), x.long()), "`var`: wrong dtype: expected a floating-point tensor (torch.float32, like the "
+                                     "reference), got torch.int64. Integer division or an int dtype loses the "
+                                     "fractions."),
+    (lambda x: None, "your function returned None — did you forget `return`?"),
+])
+def test_tuple_messages_name_the_part(student, message):
+    assert failure(lambda: PAIR_CHECK.run(student)) == f"✗ pair: {message}\n  (seen on case 1/1: four)"
+
+
+@pytest.mark.parametrize("got, message", [
+    (None, "your function returned None — did you forget `return`?"),
+    (torch.tensor([1j]), "your result is complex (a tensor of shape (1,) and dtype torch.complex64), but the answer "
+                         "is real. A complex number comes from a power or log of a negative number; find that step "
+                         "instead of dropping the imaginary part."),
+    (torch.zeros(1, dtype=torch.int32), "wrong dtype: expected torch.int64 (a LongTensor of ids), got torch.int32. "
+                                        "Token ids are integers: build the result from the ids themselves (slicing, "
+                                        "unfold, stack) or convert with .long()."),
+    (torch.zeros(1, dtype=torch.half), "wrong dtype: expected torch.int64 (a LongTensor of ids), got torch.float16. "
+                                       "Token ids are integers: build the result from the ids themselves (slicing, "
+                                       "unfold, stack) or convert with .long()."),
+])
+def test_long_result_messages_in_full(got, message):
+    assert TensorResult("long").problem(got, torch.zeros(1, dtype=torch.long)) == message
+
+
+def test_half_precision_and_reference_dtype_messages_in_full():
+    assert TensorResult().problem(torch.zeros(1, dtype=torch.bfloat16), torch.zeros(1)) == (
+        "wrong dtype: expected torch.float32 (float32 is fine too), got torch.bfloat16: half precision keeps about "
+        "3 significant digits and overflows above 65 504.")
+    # a reference that returns a Python float: the expected dtype is float64
+    assert TensorResult(scalar_ok=True).problem(torch.zeros(1, dtype=torch.long), 1.5).startswith(
+        "wrong dtype: expected a floating-point tensor (torch.float64, like the reference), got torch.int64.")
+    assert TupleResult((TensorResult(),), ("a",)).problem(None, None) == (
+        "your function returned None — did you forget `return`?")
+
+
+def test_describe_shortens_large_values_only():
+    case = Case((torch.arange(4.0), torch.arange(5.0), np.arange(4), np.arange(5), "x" * 38, "y" * 39),
+                {"k": torch.ones(2)})
+    assert case.describe() == ("([0.0, 1.0, 2.0, 3.0], tensor(shape=(5,)), [0, 1, 2, 3], array(shape=(5,)), '"
+                               + "x" * 38 + "', '" + "y" * 36 + "..., k=[1.0, 1.0])")
+
+
+@pytest.mark.parametrize("mine, want, message", [
+    ([0.6], [0.5], "wrong value: max |yours - reference| = 0.1 (relative 2.0e-01).\n  yours:     [0.6]\n"
+                   "  reference: [0.5]"),
+    ([1.0], [0.0], "wrong value: max |yours - reference| = 1.\n  yours:     [1.]\n  reference: [0.]"),
+    ([1.0], [math.nan], "wrong value: max |yours - reference| = inf.\n  yours:     [1.]\n  reference: [nan]"),
+    ([100.5], [100.0], "close but not within tolerance: max |yours - reference| = 0.5 (relative 5.0e-03).\n"
+                       "  yours:     [100.5]\n  reference: [100.]"),
+    ([101.0], [100.0], "wrong value: max |yours - reference| = 1 (relative 1.0e-02).\n  yours:     [101.]\n"
+                       "  reference: [100.]"),
+    (np.arange(7.0) + 1.23456, np.arange(7.0),
+     "wrong value: max |yours - reference| = 1.23 (relative 2.1e-01).\n"
+     "  yours:     [1.2346, 2.2346, 3.2346, 4.2346, 5.2346, 6.2346] … (7 values)\n"
+     "  reference: [0., 1., 2., 3., 4., 5.] … (7 values)"),
+    (np.arange(6.0) + 1, np.arange(6.0),
+     "wrong value: max |yours - reference| = 1 (relative 2.0e-01).\n"
+     "  yours:     [1., 2., 3., 4., 5., 6.]\n  reference: [0., 1., 2., 3., 4., 5.]"),
+])
+def test_generic_message_in_full(mine, want, message):
+    assert generic_message((np.asarray(mine, dtype=float),), (np.asarray(want, dtype=float),)) == message
+
+
+def test_check_value_edges(capsys):
+    check_value("close", 1.0 + 1e-7, 1.0)
+    check_value("word", "a", "a")
+    check_value("absolute", 0.05, 0.0, atol=0.1)
+    check_value("relative", 105.0, 100.0, atol=0.0, rtol=0.1)
+    assert capsys.readouterr().out == ("✓ close: 1/1 cases match the reference (max |diff| 1.0e-07)\n"
+                                       "✓ word: 1/1 cases match the reference (exact)\n"
+                                       "✓ absolute: 1/1 cases match the reference (max |diff| 5.0e-02)\n"
+                                       "✓ relative: 1/1 cases match the reference (max |diff| 5.0e+00)\n")
+    assert failure(lambda: check_value("m", 0.05, 1.0, [("near zero", 0.0)], atol=0.1)) == "✗ m: near zero"
+    assert failure(lambda: check_value("m", 105.0, 1.0, [("near 100", 100.0)], atol=0.0, rtol=0.1)) == (
+        "✗ m: near 100")
+    assert failure(lambda: check_value("w", "a", 1.0)) == "✗ w: got 'a', expected 1.0"
+    assert failure(lambda: check_value("p", (1.0, torch.zeros(2)), (1.0, torch.zeros(3)))) == (
+        "✗ p: wrong shape: got (2,), expected (3,). Check the dimensions you reduce over.")
+    assert failure(lambda: check_value("p", (1.0, torch.zeros(2)), 2.0)) == (
+        "✗ p: wrong value: max |yours - reference| = inf.\n  yours:     [1.]; [0., 0.]\n"
+        "  reference: [2.]")
+    assert not values_close({1.0}, 1.0)
+    assert max_abs_diff((1.0, 2.0), (1.0, 2.5)) == 0.5
+
+
+def test_check_function_passes_names_and_tolerances():
+    one = [Case((torch.tensor([10.0]),))]
+    check_function("atol", lambda x: x + 0.4, lambda x: x.clone(), one, atol=0.5, rtol=0.0)
+    check_function("rtol", lambda x: x * 1.05, lambda x: x.clone(), one, atol=0.0, rtol=0.1)
+    message = failure(lambda: check_function("names", lambda *a: a[0].add_(1), lambda x: x + 1, one,
+                                             arg_names=("values",)))
+    assert message.startswith("✗ names: your function modified its argument `values` in place")
+    assert failure(lambda: check_function("tight", lambda x: x + 0.4, lambda x: x.clone(), one, atol=0.3,
+                                          rtol=0.0)).startswith("✗ tight: wrong value: max |yours - reference| = 0.4")
+
+
+def test_param_names_fall_back_in_order():
+    assert _param_names(lambda a, b: 0, ("x", "y"), 2) == ["a", "b"]
+    assert _param_names(lambda *a: 0, ("x", "y"), 2) == ["x", "y"]
+    assert _param_names(lambda *a: 0, ("x",), 2) == ["argument 1", "argument 2"]
+    assert _param_names(torch.exp, ("x",), 1) == ["x"]  # a builtin has no readable signature
+    assert _param_names(torch.exp, (), 3) == ["argument 1", "argument 2", "argument 3"]
+
+
+def test_the_checks_own_bugs_name_the_check_and_the_cause():
+    one = [Case((torch.ones(2),))]
+    cases = [
+        (lambda x: torch.tensor([1j]), TensorResult(), "TypeError: complex tensor"),
+        (lambda x: True, TensorResult(), "TypeError: not a real number: bool"),
+        (lambda x: np.array(["a"]), TensorResult(), "TypeError: not real numbers: dtype <U1"),
+        (lambda x: 1.5, PAIR, "TypeError: expected a tuple of 2, got a Python float"),
+    ]
+    for reference, returns, cause in cases:
+        with pytest.raises(RuntimeError) as exc:
+            Check("own", reference, one, returns=returns).run(lambda x: x)
+        assert str(exc.value) == ("own: internal error in the self-check while reading the reference — this is a "
+                                  f"bug in aigc_course, not in your answer: {cause}")
+    with pytest.raises(RuntimeError) as exc:
+        Check("own", lambda x: 1 / 0, one).run(lambda x: x)
+    assert str(exc.value).startswith("own: internal error in the self-check while computing the reference — ")
+    assert TensorResult().parts(torch.ones(2, dtype=torch.float32))[0].dtype == np.float64
+    with pytest.raises(TypeError) as exc:
+        check_function("own", 3, ref_mean, CASES)
+    assert str(exc.value) == "own: pass your function itself (without calling it), got int"
+
+
+class _ReadsAnything(TensorResult):
+    def problem(self, got, want):
+        return None
+
+
+def test_every_failure_names_the_case_and_its_note():
+    noted = [Case((torch.arange(3.0),), label="three", note="watch out")]
+    tail = "\n  (seen on case 1/1: three)\n  Note on this case: watch out"
+    ident = Check("id", lambda x: x.clone(), noted)
+    assert failure(lambda: ident.run(lambda x: x.add_(1))) == "✗ id: " + in_place_hint("x") + tail
+    assert failure(lambda: ident.run(lambda x: x.numpy())) == (
+        "✗ id: you returned a NumPy array of shape (3,); " + _TENSOR_HINT + "." + tail)
+    assert failure(lambda: ident.run(lambda x: x)) == "✗ id: " + alias_hint("x") + tail
+    lenient = Check("id", lambda x: x.clone(), noted, returns=_ReadsAnything())
+    assert failure(lambda: lenient.run(lambda x: "text")) == (
+        "✗ id: could not read your result as numbers (not real numbers: dtype <U4); " + _TENSOR_HINT + "." + tail)
+
+
+def test_keyword_arguments_reach_the_student_the_reference_and_the_mistakes():
+    def scale(x, *, factor):
+        return x * factor
+
+    seen = []
+    mistakes = [Mistake("never", lambda x, factor: x * factor * 7),
+                Mistake("added instead", lambda x, factor: x + factor),
+                Mistake("by symptom", symptom=lambda mine, want, x, factor: seen.append(factor) or True)]
+    check = Check("kw", scale, [Case((torch.ones(2),), {"factor": torch.tensor(3.0)})], mistakes)
+    check.run(lambda x, factor: x * factor)
+    assert failure(lambda: check.run(lambda x, factor: x + factor)).startswith("✗ kw: added instead\n")
+    assert failure(lambda: check.run(lambda x, factor: x - factor)).startswith("✗ kw: by symptom\n")
+    assert float(seen[0]) == 3.0
+    assert check.case_list()[0].describe() == "([1.0, 1.0], factor=3.0)"
+
+
+def test_mistakes_are_diagnosed_even_when_numpy_raises_on_floating_point_errors():
+    check = Check("log", lambda x: torch.from_numpy(x.copy()), [Case((np.array([0.0, 1.0]),))],
+                  [Mistake("took the log", lambda x: torch.from_numpy(np.log(x)))])
+    def student(x):  # log, with log 0 = -inf written out
+        return torch.from_numpy(np.where(x > 0, np.log(np.where(x > 0, x, 1.0)), -np.inf))
+
+    with np.errstate(all="raise"):
+        assert failure(lambda: check.run(student)).startswith(
+            "✗ log: took the log\n")
+
+
+def test_changes_inside_containers_are_found():
+    t = torch.tensor([1.0, math.nan])
+    cases = [
+        (np.array([1.0, math.nan]), np.array([1.0, 0.0])),  # a NaN overwritten
+        (np.array([1, 2]), np.array([1, 3])),
+        ({"w": torch.ones(1)}, {"w": torch.zeros(1)}),
+        ({"w": torch.ones(1)}, {"v": torch.ones(1)}),
+        ([torch.ones(1)], [3.0]),  # a tensor replaced by a number
+        ([{"w": 1}], [3.0]),  # a dict replaced by a number
+        ([torch.ones(1)], (torch.ones(1),)),
+        (t.clone(), torch.tensor([1.0, 0.0])),
+    ]
+    for before, after in cases:
+        assert modified_argument(((after,), {}), ((before,), {}), ["a"]) == "a", (before, after)
+    for same in (np.array([1.0, math.nan]), np.array([1, 2]), {"w": t.clone()}, [t.clone(), 2],
+                 torch.tensor([1, 2]), "text"):
+        assert modified_argument(((same,), {}), ((_clone(same),), {}), ["a"]) is None, same
+    assert _clone({"w": t})["w"] is not t and _identical(_clone({"w": t})["w"], t)
+
+
+def test_views_inside_containers_are_found():
+    x = torch.arange(6.0)
+    assert aliased_argument({"r": x[1:]}, ((x,), {}), ["x"]) == "x"
+    assert aliased_argument((x[:0], x[2:]), ((x,), {}), ["x"]) == "x"  # an empty part does not stop the search
+    assert aliased_argument(x[1:], ((torch.ones(1),), {"other": x}), ["x"]) == "other"
+
+
+def test_render_traceback_lists_every_frame_of_the_students_code():
+    def helper(X):
+        return 1 / X
+
+    def student(x):
+        return helper(0)
+
+    with pytest.raises(CheckFailed) as exc:
+        MEAN.run(student)
+    lines = exc.value._render_traceback_()
+    hint = str(exc.value).splitlines()
+    assert lines[:len(hint)] == hint
+    assert lines[len(hint)] == "Where it happened in your code (most recent call last):"
+    frames = [f for f in lines[len(hint) + 1:-1] if f.strip(" ^~")]  # without 3.11's markers
+    assert len(frames) == 4 and frames[0].startswith("  File ") and frames[1] == "    return helper(0)"
+    assert frames[2].startswith("  File ") and frames[3] == "    return 1 / X"
+    assert lines[-1] == "ZeroDivisionError: division by zero"
+
+    def noted(x):
+        e = ValueError("bad X  ")
+        e.add_note("a note")
+        raise e
+
+    with pytest.raises(CheckFailed) as exc:
+        MEAN.run(noted)
+    assert exc.value._render_traceback_()[-2:] == ["ValueError: bad X  ", "a note"]

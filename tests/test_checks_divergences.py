@@ -14,6 +14,7 @@ import torch
 from scipy.spatial.distance import jensenshannon
 from torch.distributions import Categorical, Normal, kl_divergence
 
+import aigc_course.checks.divergences as checks_divergences
 from aigc_course import divergences as ref
 from aigc_course.checks import (
     CheckFailed,
@@ -36,6 +37,23 @@ pytestmark = pytest.mark.filterwarnings(r"ignore:var\(\). degrees of freedom")
 
 def not_implemented(*args, **kwargs):
     raise NotImplementedError("Exercise 1.x: replace this line with your code")
+
+
+
+def assert_rejected(check, fn, hint):
+    """``fn`` fails ``check`` with a message that starts with "✗ <name>: " and then, when ``hint`` names one of
+    the check's mistakes, with that mistake's whole hint (else with text that contains ``hint``)."""
+    with pytest.raises(CheckFailed) as exc:
+        check.run(fn)
+    message = str(exc.value)
+    prefix = f"✗ {check.name}: "
+    assert message.startswith(prefix), message
+    body = message[len(prefix):]
+    hints = [m.hint for m in check.mistakes if re.search(hint, m.hint)]
+    if hints:
+        assert any(body == h or body.startswith(h + "\n") for h in hints), (hint, body)
+    else:
+        assert re.search(hint, body), (hint, body)  # a type or in-place hint, or the case's note
 
 
 # ----------------------------------------------------------------------------- 1.1 discrete KL
@@ -107,8 +125,7 @@ def test_discrete_kl_accepts(fn, capsys):
 
 @pytest.mark.parametrize("fn, hint, kind", KL_WRONG)
 def test_discrete_kl_rejects(fn, hint, kind):
-    with pytest.raises(CheckFailed, match=hint):
-        check_discrete_kl(fn)
+    assert_rejected(DISCRETE_KL_CHECK, fn, hint)
 
 
 # ----------------------------------------------------------------------------- 1.2 Gaussian KL to N(0, I)
@@ -172,8 +189,7 @@ def test_kl_std_normal_accepts(fn, capsys):
 
 @pytest.mark.parametrize("fn, hint, kind", GKL_WRONG)
 def test_kl_std_normal_rejects(fn, hint, kind):
-    with pytest.raises(CheckFailed, match=hint):
-        check_kl_to_standard_normal(fn)
+    assert_rejected(GAUSSIAN_KL_CHECK, fn, hint)
 
 
 # ----------------------------------------------------------------------------- 1.3 JS divergence
@@ -234,8 +250,7 @@ def test_js_accepts(fn, capsys):
 
 @pytest.mark.parametrize("fn, hint, kind", JS_WRONG)
 def test_js_rejects(fn, hint, kind):
-    with pytest.raises(CheckFailed, match=hint):
-        check_js_divergence(fn)
+    assert_rejected(JS_DIVERGENCE_CHECK, fn, hint)
 
 
 # ----------------------------------------------------------------------------- 1.4 Gaussian MLE
@@ -301,8 +316,7 @@ def test_mle_accepts(fn, capsys):
 
 @pytest.mark.parametrize("fn, hint, kind", MLE_WRONG)
 def test_mle_rejects(fn, hint, kind):
-    with pytest.raises(CheckFailed, match=hint):
-        check_gaussian_mle(fn)
+    assert_rejected(GAUSSIAN_MLE_CHECK, fn, hint)
 
 
 def test_mle_stacked_tensor_of_the_wrong_length_is_a_type_hint_not_a_crash():
@@ -357,7 +371,7 @@ def test_hint_words_are_not_in_labels_or_generic_messages(exercise):
     _, check, wrong, _ = CATALOGUES[exercise]
     generic = generic_messages(check)
     assert any("max |yours - reference|" in g for g in generic)
-    texts = generic + [c.label for c in check.cases]
+    texts = generic + [c.label for c in check.case_list()]
     for p in wrong:
         for text in texts:
             assert not re.search(p.values[1], text), (p.values[1], text)
@@ -387,3 +401,181 @@ def test_checks_are_exported():
     assert len(divergences.__all__) == 4
     with pytest.raises(TypeError, match="pass your function itself"):
         check_gaussian_mle("not a function")
+
+
+# Generated from the catalogue (see test_the_cases_are_the_ones_students_see); one entry per check.
+CASE_SNAPSHOT = {'DISCRETE_KL_CHECK': [('3 outcomes, no zeros', '', (),
+                        (((3,), 'torch.float64', 0, 0, 0, 0, 1.0, 1.7000000000000002, 0.38, 0.04666666666666666),
+                         ((3,), 'torch.float64', 0, 0, 0, 0, 1.0, 2.0999999999999996, 0.38, 0.04666666666666667))),
+                       ('batch of 2 pairs, shape (2, 4)', '', (),
+                        (((2, 4), 'torch.float64', 0, 0, 0, 0, 2.0, 8.8, 0.67, 0.16999999999999998),
+                         ((2, 4), 'torch.float64', 0, 0, 0, 0, 2.0, 7.6000000000000005, 0.82,
+                          0.31999999999999995))),
+                       ("float32, as in the lesson's demo", '', (),
+                        (((3,), 'torch.float32', 0, 0, 0, 0, 0.9999999925494194, 1.3999999985098839,
+                          0.5399999848008157, 0.2066666564345361),
+                         ((3,), 'torch.float32', 0, 0, 0, 0, 1.0000000149011612, 2.2000000327825546,
+                          0.36000001072883614, 0.026666667461395267))),
+                       ('a single outcome (K = 1)', '', (),
+                        (((1,), 'torch.float64', 0, 0, 0, 0, 1.0, 1.0, 1.0, 0.0),
+                         ((1,), 'torch.float64', 0, 0, 0, 0, 1.0, 1.0, 1.0, 0.0))),
+                       ('p has a zero entry', '', (),
+                        (((3,), 'torch.float64', 0, 0, 0, 1, 1.0, 2.5, 0.5, 0.16666666666666669),
+                         ((3,), 'torch.float64', 0, 0, 0, 0, 1.0, 2.2, 0.3600000000000001, 0.02666666666666667))),
+                       ('q = 0 where p > 0: KL is +inf', '', (),
+                        (((3,), 'torch.float64', 0, 0, 0, 1, 1.0, 1.5, 0.5, 0.16666666666666669),
+                         ((3,), 'torch.float64', 0, 0, 0, 1, 1.0, 2.5, 0.5, 0.16666666666666669))),
+                       ('p_k = q_k = 0 for the last outcome', '', (),
+                        (((4,), 'torch.float64', 0, 0, 0, 2, 1.0, 1.5, 0.5, 0.25),
+                         ((4,), 'torch.float64', 0, 0, 0, 1, 1.0, 2.25, 0.375, 0.125))),
+                       ('8 sparse pairs over 1000 outcomes (float32)', '', (),
+                        (((8, 1000), 'torch.float32', 0, 0, 0, 3973, 7.999999954039421, 32013.95243838434,
+                          0.044624667111045235, 0.03662466720296639),
+                         ((8, 1000), 'torch.float32', 0, 0, 0, 2015, 7.999999899017505, 31975.206041134392,
+                          0.029278061816556754, 0.021278062018521737))),
+                       ('q_k = 1e-310 (tiny, not zero)', '', (),
+                        (((3,), 'torch.float64', 0, 0, 0, 0, 1.0, 1.7000000000000002, 0.38, 0.04666666666666666),
+                         ((3,), 'torch.float64', 0, 0, 0, 0, 1.0, 2.4000000000000004, 0.52, 0.18666666666666668)))],
+ 'GAUSSIAN_KL_CHECK': [('one row, D = 3', '', (),
+                        (((1, 3), 'torch.float64', 0, 0, 0, 1, -0.5, -1.5, 1.25, 1.1666666666666665),
+                         ((1, 3), 'torch.float64', 0, 0, 0, 0, 2.2, 5.3, 2.02, 0.4066666666666666))),
+                       ('batch of 3, D = 2 (first row is the prior itself: KL 0)', '', (),
+                        (((3, 2), 'torch.float64', 0, 0, 0, 2, -0.3999999999999999, -1.5999999999999996, 5.2,
+                          5.173333333333333),
+                         ((3, 2), 'torch.float64', 0, 0, 0, 2, 1.2, 7.199999999999999, 5.34, 5.1))),
+                       ('B = 1, D = 1', '', (),
+                        (((1, 1), 'torch.float64', 0, 0, 0, 0, 0.7, 0.7, 0.48999999999999994, 0.0),
+                         ((1, 1), 'torch.float64', 0, 0, 0, 0, -0.4, -0.4, 0.16000000000000003, 0.0))),
+                       ('float32, B = 3, D = 64, log σ² around -12, +12 and 0', '', (),
+                        (((3, 64), 'torch.float32', 0, 0, 0, 0, -11.857931031729095, -827.6334768838715,
+                          166.2561483327631, 165.52380183092328),
+                         ((3, 64), 'torch.float32', 0, 0, 0, 0, -2.342487482354045, 49510.39808449708,
+                          18994.648936844253, 18994.620357429645)))],
+ 'GAUSSIAN_MLE_CHECK': [('x = [1, 2, 4, 5]', '', (),
+                         (((4,), 'torch.float64', 0, 0, 0, 0, 12.0, 37.0, 46.0, 10.0),)),
+                        ('25 samples of N(3, 2²)', '', (),
+                         (((25,), 'torch.float64', 0, 0, 0, 0, 90.70059053060669, 1306.9224379800771,
+                           408.0215112287915, 78.9576263247603),)),
+                        ('7 samples of N(-1, 0.5²)', '', (),
+                         (((7,), 'torch.float64', 0, 0, 0, 0, -7.185731010887135, -28.199390985431926,
+                           8.266063351893543, 0.8896733289185369),)),
+                        ('50 float32 samples', '', (),
+                         (((50,), 'torch.float32', 0, 0, 0, 0, 43.55262526869774, 1231.0741291046143,
+                           149.58423826999004, 111.64761491407785),)),
+                        ('a single sample (N = 1): variance 0', '', (),
+                         (((1,), 'torch.float64', 0, 0, 0, 0, 2.5, 2.5, 6.25, 0.0),)),
+                        ('10 000 samples of N(1e8, 1)', '', (),
+                         (((10000,), 'torch.float64', 0, 0, 0, 0, 999999999830.5166, 5000499998820994.0,
+                           9.99999999661033e+19, 10165.72035055717),))],
+ 'JS_DIVERGENCE_CHECK': [('3 outcomes, no zeros', '', (),
+                          (((3,), 'torch.float64', 0, 0, 0, 0, 1.0, 1.7000000000000002, 0.38, 0.04666666666666666),
+                           ((3,), 'torch.float64', 0, 0, 0, 0, 1.0, 2.5, 0.45999999999999996,
+                            0.12666666666666665))),
+                         ('batch of 2 pairs', '', (),
+                          (((2, 3), 'torch.float64', 0, 0, 0, 0, 2.0, 6.65, 0.915, 0.2483333333333333),
+                           ((2, 3), 'torch.float64', 0, 0, 0, 0, 2.0, 7.4, 1.1000000000000003,
+                            0.43333333333333335))),
+                         ('float32', '', (),
+                          (((3,), 'torch.float32', 0, 0, 0, 0, 0.9999999925494194, 1.3999999985098839,
+                            0.5399999848008157, 0.2066666564345361),
+                           ((3,), 'torch.float32', 0, 0, 0, 0, 1.0000000149011612, 2.2000000327825546,
+                            0.36000001072883614, 0.026666667461395267))),
+                         ('a single outcome (K = 1)', '', (),
+                          (((1,), 'torch.float64', 0, 0, 0, 0, 1.0, 1.0, 1.0, 0.0),
+                           ((1,), 'torch.float64', 0, 0, 0, 0, 1.0, 1.0, 1.0, 0.0))),
+                         ('disjoint supports: JS = log 2', '', (),
+                          (((4,), 'torch.float64', 0, 0, 0, 2, 1.0, 1.5, 0.5, 0.25),
+                           ((4,), 'torch.float64', 0, 0, 0, 2, 1.0, 3.6, 0.52, 0.27))),
+                         ('p_k = q_k = 0 for the last outcome', '', (),
+                          (((3,), 'torch.float64', 0, 0, 0, 1, 1.0, 1.4, 0.52, 0.18666666666666665),
+                           ((3,), 'torch.float64', 0, 0, 0, 1, 1.0, 1.7, 0.58, 0.24666666666666665))),
+                         ('8 sparse pairs over 1000 outcomes (float32)', '', (),
+                          (((8, 1000), 'torch.float32', 0, 0, 0, 4014, 7.999999741804514, 31947.69129772815,
+                            0.044776119367679036, 0.036776119884069994),
+                           ((8, 1000), 'torch.float32', 0, 0, 0, 2005, 7.999999986683125, 31995.111682151033,
+                            0.02895564212064581, 0.020955642147279557)))]}
+CHECKS_BY_NAME = {name: getattr(checks_divergences, name) for name in CASE_SNAPSHOT}
+
+
+# ----------------------------------------------------------------------------- the cases a student sees
+
+def fingerprint(case):
+    """What pins a case: its label, note and keyword names, and per argument the number itself or, for a
+    tensor, its shape, dtype, counts of +inf, -inf, NaN and 0, and four sums of the finite entries
+    (plain, position-weighted, squared, squared about their mean)."""
+    out = []
+    for a in case.args:
+        if isinstance(a, torch.Tensor):
+            x = a.detach().double().flatten()
+            finite = torch.where(torch.isfinite(x), x, torch.zeros_like(x))
+            pos = torch.arange(1, x.numel() + 1, dtype=torch.float64)
+            out.append((tuple(a.shape), str(a.dtype), int((x == math.inf).sum()), int((x == -math.inf).sum()),
+                        int(x.isnan().sum()), int((x == 0).sum()), float(finite.sum()), float((finite * pos).sum()),
+                        float((finite * finite).sum()), float(((finite - finite.mean()) ** 2).sum())))
+        else:
+            out.append(a)
+    return (case.label, case.note, tuple(sorted(case.kwargs)), tuple(out))
+
+
+def assert_same_cases(check, snapshot):
+    """The check's cases equal the snapshot: texts, shapes, dtypes and counts exactly, sums to 1e-9 (relative),
+    so a new random-number implementation in torch does not fail this test for last-bit differences."""
+    got = [fingerprint(c) for c in check.case_list()]
+    assert [g[:3] for g in got] == [w[:3] for w in snapshot]
+    for g, w in zip(got, snapshot, strict=True):
+        assert len(g[3]) == len(w[3]), g[0]
+        for a, b in zip(g[3], w[3], strict=True):
+            if isinstance(b, tuple):
+                assert a[:6] == b[:6], (g[0], a, b)
+                assert a[6:] == pytest.approx(b[6:], rel=1e-9, abs=1e-12), (g[0], a, b)
+            else:
+                assert type(a) is type(b) and a == b, (g[0], a, b)
+
+
+@pytest.mark.parametrize("name", sorted(CASE_SNAPSHOT))
+def test_the_cases_are_the_ones_students_see(name):
+    """A snapshot of the case catalogue: a changed value, seed, shape, label or note shows here. When a
+    change is intended, print [fingerprint(c) for c in CHECK.case_list()] and update the table."""
+    assert_same_cases(CHECKS_BY_NAME[name], CASE_SNAPSHOT[name])
+
+
+# ----------------------------------------------------------------------------- the planted wrong answers
+
+def test_mistake_functions_compute_the_mistake_they_name():
+    """Each helper that computes a wrong answer is the formula its hint describes, on a batch (3, 5)."""
+    g = torch.Generator().manual_seed(0)
+    p = torch.softmax(torch.randn(3, 5, generator=g, dtype=torch.float64), -1)
+    q = torch.softmax(torch.randn(3, 5, generator=g, dtype=torch.float64), -1)
+    p[0, 1] = 0.0
+    p = p / p.sum(-1, keepdim=True)
+    naive = (p * (p.log() - q.log())).sum(-1)
+    assert torch.isnan(checks_divergences._naive_kl(p, q)[0])
+    assert torch.allclose(checks_divergences._naive_kl(p, q)[1:], naive[1:])
+    assert torch.allclose(checks_divergences._ratio_kl(p, q), ref.kl_divergence(p, q))
+    m = 0.5 * (p + q)
+    js = checks_divergences._js_with(ref.kl_divergence)(p, q)
+    assert torch.allclose(js, 0.5 * ref.kl_divergence(p, m) + 0.5 * ref.kl_divergence(q, m))
+    x = torch.tensor([1.0, 2.0, 4.0, 7.0], dtype=torch.float64)
+    mu, var = checks_divergences._one_pass_variance(x)
+    assert float(mu) == 3.5 and float(var) == pytest.approx(((x - 3.5) ** 2).mean().item())
+
+
+def _spread(centre, dx=1.0):
+    """Three points centre - dx, centre, centre + dx: mean `centre`, unbiased std `dx`."""
+    return torch.tensor([centre - dx, centre, centre + dx], dtype=torch.float64)
+
+
+@pytest.mark.parametrize("x, mine, want, expected", [
+    (_spread(1e8), (1e8, 1.5), (1e8, 2 / 3), True),  # the cancellation itself
+    (_spread(-1e8), (-1e8, 1.5), (-1e8, 2 / 3), True),  # far below 0 too
+    (_spread(1e8), (1e8 * (1 + 1e-8), 1.5), (1e8, 2 / 3), False),  # the mean is wrong as well
+    (_spread(1e8), (1e8, 2 / 3 * (1 + 1e-7)), (1e8, 2 / 3), False),  # the variance is right
+    (_spread(1e8), (1e8, 1.0), (1e8, 0.5), True),  # off by 0.5: not within any tolerance
+    (_spread(1e8), (1e8, 1.5e-6), (1e8, 0.0), True),  # off by 1.5e-6 from 0
+    (_spread(1000.0), (1000.0, 1.5), (1000.0, 2 / 3), False),  # |mean| = 1000 std: not far enough
+    (_spread(1000.5), (1000.5, 1.5), (1000.5, 2 / 3), True),  # just beyond
+    (_spread(1e3, 2.0), (1e3, 9.0), (1e3, 8 / 3), False),  # |mean| = 500 std
+])
+def test_cancellation_symptom(x, mine, want, expected):
+    as_parts = tuple(np.array(v, dtype=np.float64) for v in mine), tuple(np.array(v, dtype=np.float64) for v in want)
+    assert checks_divergences._cancellation(*as_parts, x) is expected

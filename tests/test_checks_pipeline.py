@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+import aigc_course.checks.pipeline as checks_pipeline
 from aigc_course import ngram as ref
 from aigc_course.checks import (
     CheckFailed,
@@ -35,6 +36,23 @@ REQUIRED = {"in-place", "type", "unstable", "edge"}
 
 def not_implemented(*args, **kwargs):
     raise NotImplementedError("Exercise 0.x: replace this line with your code")
+
+
+
+def assert_rejected(check, fn, hint):
+    """``fn`` fails ``check`` with a message that starts with "✗ <name>: " and then, when ``hint`` names one of
+    the check's mistakes, with that mistake's whole hint (else with text that contains ``hint``)."""
+    with pytest.raises(CheckFailed) as exc:
+        check.run(fn)
+    message = str(exc.value)
+    prefix = f"✗ {check.name}: "
+    assert message.startswith(prefix), message
+    body = message[len(prefix):]
+    hints = [m.hint for m in check.mistakes if re.search(hint, m.hint)]
+    if hints:
+        assert any(body == h or body.startswith(h + "\n") for h in hints), (hint, body)
+    else:
+        assert re.search(hint, body), (hint, body)  # a type or in-place hint, or the case's note
 
 
 # ----------------------------------------------------------------------------- 0.1 categorical MLE
@@ -86,8 +104,7 @@ def test_categorical_mle_accepts(fn, capsys):
 
 @pytest.mark.parametrize("fn, hint, kind", MLE_WRONG)
 def test_categorical_mle_rejects(fn, hint, kind):
-    with pytest.raises(CheckFailed, match=hint):
-        check_categorical_mle(fn)
+    assert_rejected(CATEGORICAL_MLE_CHECK, fn, hint)
 
 
 # ----------------------------------------------------------------------------- 0.2 perplexity
@@ -138,8 +155,7 @@ def test_perplexity_accepts(fn, capsys):
 
 @pytest.mark.parametrize("fn, hint, kind", PPL_WRONG)
 def test_perplexity_rejects(fn, hint, kind):
-    with pytest.raises(CheckFailed, match=hint):
-        check_perplexity(fn)
+    assert_rejected(PERPLEXITY_CHECK, fn, hint)
 
 
 # ----------------------------------------------------------------------------- 0.3 temperature
@@ -213,8 +229,7 @@ def test_softmax_with_temperature_accepts(fn, capsys):
 
 @pytest.mark.parametrize("fn, hint, kind", SOFTMAX_WRONG)
 def test_softmax_with_temperature_rejects(fn, hint, kind):
-    with pytest.raises(CheckFailed, match=hint):
-        check_softmax_with_temperature(fn)
+    assert_rejected(SOFTMAX_CHECK, fn, hint)
 
 
 # ----------------------------------------------------------------------------- 0.4 adaptation
@@ -280,8 +295,7 @@ def test_adapted_probs_accepts(fn, capsys):
 
 @pytest.mark.parametrize("fn, hint, kind", ADAPT_WRONG)
 def test_adapted_probs_rejects(fn, hint, kind):
-    with pytest.raises(CheckFailed, match=hint):
-        check_adapted_probs(fn)
+    assert_rejected(ADAPTED_PROBS_CHECK, fn, hint)
 
 
 # ----------------------------------------------------------------------------- 0.5 context windows
@@ -371,8 +385,7 @@ def test_context_windows_accepts(fn, capsys):
 
 @pytest.mark.parametrize("fn, hint, kind", WINDOWS_WRONG)
 def test_context_windows_rejects(fn, hint, kind):
-    with pytest.raises(CheckFailed, match=hint):
-        check_context_windows(fn)
+    assert_rejected(CONTEXT_WINDOWS_CHECK, fn, hint)
 
 
 # ----------------------------------------------------------------------------- every catalogue
@@ -422,7 +435,7 @@ def test_hint_words_are_not_in_labels_or_generic_messages(exercise):
     _, check, wrong, _ = CATALOGUES[exercise]
     generic = generic_messages(check)
     assert any("max |yours - reference|" in g for g in generic)
-    texts = generic + [c.label for c in check.cases]
+    texts = generic + [c.label for c in check.case_list()]
     for p in wrong:
         for text in texts:
             assert not re.search(p.values[1], text), (p.values[1], text)
@@ -447,7 +460,7 @@ def test_not_implemented_gives_the_not_implemented_message(exercise):
 @pytest.mark.parametrize("exercise", CATALOGUES)
 def test_cases_use_the_lessons_dtypes(exercise):
     """Lesson 00 works in float64 (counts and priors alike) and int64 ids: no float32 mixed in."""
-    for case in CATALOGUES[exercise][1].cases:
+    for case in CATALOGUES[exercise][1].case_list():
         for a in case.args:
             if isinstance(a, torch.Tensor):
                 assert a.dtype in (torch.float64, torch.int64), (case.label, a.dtype)
@@ -456,7 +469,7 @@ def test_cases_use_the_lessons_dtypes(exercise):
 def test_context_windows_edge_shapes():
     """The cases the exercise promises: (T, 0) for order 1, (0, n-1)/(0,) without pairs, one pair at T = n."""
     shapes = {c.label: tuple(tuple(t.shape) for t in ref.context_windows(*c.args))
-              for c in CONTEXT_WINDOWS_CHECK.cases}
+              for c in CONTEXT_WINDOWS_CHECK.case_list()}
     assert shapes["order 1: contexts of shape (T, 0)"] == ((4, 0), (4,))
     assert shapes["T = order - 1 = 2"] == ((0, 2), (0,))
     assert shapes["T = 1 with order 4"] == ((0, 3), (0,))
@@ -471,3 +484,197 @@ def test_checks_are_exported():
     assert "check_context_windows" in checks.__all__
     with pytest.raises(TypeError, match="pass your function itself"):
         check_context_windows(ref.context_windows(torch.arange(3), 2))
+
+
+# Generated from the catalogue (see test_the_cases_are_the_ones_students_see); one entry per check.
+CASE_SNAPSHOT = {'ADAPTED_PROBS_CHECK': [('N = [6, 0, 2, 0], q = [.1 .2 .3 .4], λ = 4', '', (),
+                          (((4,), 'torch.float64', 0, 0, 0, 2, 8.0, 12.0, 40.0, 24.0),
+                           ((4,), 'torch.float64', 0, 0, 0, 0, 1.0, 3.0, 0.30000000000000004, 0.05), 4.0)),
+                         ('N = [1, 1, 0, 0], q as above, λ = 10', '', (),
+                          (((4,), 'torch.float64', 0, 0, 0, 2, 2.0, 3.0, 2.0, 1.0),
+                           ((4,), 'torch.float64', 0, 0, 0, 0, 1.0, 3.0, 0.30000000000000004, 0.05), 10.0)),
+                         ('λ = 0 (no prior: plain MLE)', '', (),
+                          (((4,), 'torch.float64', 0, 0, 0, 2, 12.0, 42.0, 90.0, 54.0),
+                           ((4,), 'torch.float64', 0, 0, 0, 0, 1.0, 3.0, 0.30000000000000004, 0.05), 0.0)),
+                         ('an unseen context: N = [0, 0, 0, 0], λ = 4',
+                          'an unseen context has N = 0, so counts / N is 0/0; the estimate there is the prior q '
+                          'itself.',
+                          (),
+                          (((4,), 'torch.float64', 0, 0, 0, 4, 0.0, 0.0, 0.0, 0.0),
+                           ((4,), 'torch.float64', 0, 0, 0, 0, 1.0, 3.0, 0.30000000000000004, 0.05), 4.0)),
+                         ('a square table: 4 contexts × 4 symbols, λ = 2.5', '', (),
+                          (((4, 4), 'torch.float64', 0, 0, 0, 4, 26.0, 218.0, 74.0, 31.75),
+                           ((4, 4), 'torch.float64', 0, 0, 0, 0, 4.0, 34.899713163053434, 1.4915241972580455,
+                            0.49152419725804547),
+                           2.5)),
+                         ('3 contexts × 6 symbols sharing one prior q of shape (6,), λ = 7', '', (),
+                          (((3, 6), 'torch.float64', 0, 0, 0, 3, 56.0, 504.0, 272.0, 97.77777777777777),
+                           ((6,), 'torch.float64', 0, 0, 0, 0, 1.0, 2.4578615524183425, 0.23116558494147868,
+                            0.06449891827481198),
+                           7.0)),
+                         ('a very strong prior (λ = 1e12)', '', (),
+                          (((4,), 'torch.float64', 0, 0, 0, 1, 8.0, 15.0, 30.0, 14.0),
+                           ((4,), 'torch.float64', 0, 0, 0, 0, 1.0, 3.0, 0.30000000000000004, 0.05),
+                           1000000000000.0)),
+                         ('a realistic 40 × 40 table with an unseen context, λ = 20',
+                          'an unseen context has N = 0, so counts / N is 0/0; the estimate there is the prior q '
+                          'itself.',
+                          (),
+                          (((40, 40), 'torch.float64', 0, 0, 0, 485, 1114600.0, 850393200.0, 18258184118.0,
+                            17481725893.0),
+                           ((40, 40), 'torch.float64', 0, 0, 0, 0, 40.0, 32024.94354327725, 2.3124555094558183,
+                            1.3124555094558183),
+                           20.0))],
+ 'CATEGORICAL_MLE_CHECK': [('one context: counts [3, 1, 0, 4]', '', (),
+                            (((4,), 'torch.float64', 0, 0, 0, 1, 8.0, 21.0, 26.0, 10.0),)),
+                           ('a square table: 3 contexts × 3 symbols', '', (),
+                            (((3, 3), 'torch.float64', 0, 0, 0, 2, 25.0, 123.0, 111.0, 41.55555555555556),)),
+                           ('a single symbol (V = 1)', '', (),
+                            (((1, 1), 'torch.float64', 0, 0, 0, 0, 7.0, 7.0, 49.0, 0.0),)),
+                           ('4 contexts × 6 symbols', '', (),
+                            (((4, 6), 'torch.float64', 0, 0, 0, 0, 112.0, 1353.0, 728.0, 205.33333333333334),)),
+                           ('a realistic 40 × 40 table (row totals up to ~1e5)', '', (),
+                            (((40, 40), 'torch.float64', 0, 0, 0, 484, 1104923.0, 912249331.0, 14368529317.0,
+                              13605495044.544376),))],
+ 'CONTEXT_WINDOWS_CHECK': [('T = 7, order 3', '', (),
+                            (((7,), 'torch.int64', 0, 0, 0, 0, 30.0, 125.0, 168.0, 39.42857142857142), 3)),
+                           ('T = 6, order 2 (bigrams)', '', (),
+                            (((6,), 'torch.int64', 0, 0, 0, 1, 13.0, 42.0, 39.0, 10.833333333333332), 2)),
+                           ('order 1: contexts of shape (T, 0)',
+                            'an order-1 (unigram) model has no context: contexts has shape (T, 0) and every id is '
+                            'a target.',
+                            (), (((4,), 'torch.int64', 0, 0, 0, 1, 6.0, 11.0, 14.0, 5.0), 1)),
+                           ('T = order = 3: exactly one pair', '', (),
+                            (((3,), 'torch.int64', 0, 0, 0, 0, 13.0, 25.0, 65.0, 8.666666666666666), 3)),
+                           ('T = order - 1 = 2',
+                            'a sequence shorter than the order has no complete window: return empty tensors of '
+                            'shapes (0, n - 1) and (0,), so that counting over it simply adds nothing.',
+                            (), (((2,), 'torch.int64', 0, 0, 0, 0, 3.0, 5.0, 5.0, 0.5), 3)),
+                           ('T = 1 with order 4',
+                            'a sequence shorter than the order has no complete window: return empty tensors of '
+                            'shapes (0, n - 1) and (0,), so that counting over it simply adds nothing.',
+                            (), (((1,), 'torch.int64', 0, 0, 0, 0, 4.0, 4.0, 16.0, 0.0), 4)),
+                           ('2000 ids from a 50 257-token vocabulary, order 4', '', (),
+                            (((2000,), 'torch.int64', 0, 0, 0, 0, 50657288.0, 50887782964.0, 1705972414780.0,
+                              422892001022.528),
+                             4))],
+ 'PERPLEXITY_CHECK': [('p = [1/2, 1/4, 1/8, 1/2]', '', (),
+                       (((4,), 'torch.float64', 0, 0, 0, 0, -4.852030263919617, -12.476649250079015,
+                         7.206795208773021, 1.3212457882750537),)),
+                      ('uniform over 20 symbols', '', (),
+                       (((7,), 'torch.float64', 0, 0, 0, 0, -20.970125914877936, -83.88050365951175,
+                         62.820882983690744, 0.0),)),
+                      ('12 random log-probs', '', (),
+                       (((12,), 'torch.float64', 0, 0, 0, 0, -21.67383898922786, -152.48483411925966,
+                         48.17789422628379, 9.031619515369313),)),
+                      ('a single token (N = 1)', '', (),
+                       (((1,), 'torch.float64', 0, 0, 0, 0, -1.2039728043259361, -1.2039728043259361,
+                         1.4495505135564588, 0.0),)),
+                      ('a certain token (log p = 0) and an impossible one (log p = -inf)', '', (),
+                       (((4,), 'torch.float64', 0, 1, 0, 1, -2.0794415416798357, -6.931471805599453,
+                         2.402265069591007, 1.321245788275054),)),
+                      ('900 tokens with log p around -2.5 (the length of the Zen)', '', (),
+                       (((900,), 'torch.float64', 0, 0, 0, 0, -2240.329151851098, -1016435.7556286784,
+                         6178.442684012159, 601.6930077523132),))],
+ 'SOFTMAX_CHECK': [('logits [2, 1, 0, -1], T = 1', '', (),
+                    (((4,), 'torch.float64', 0, 0, 0, 1, 2.0, 0.0, 6.0, 5.0), 1.0)),
+                   ('logits [2, 1, 0, -1], T = 0.5', '', (),
+                    (((4,), 'torch.float64', 0, 0, 0, 1, 2.0, 0.0, 6.0, 5.0), 0.5)),
+                   ('logits [2, 1, 0, -1], T = 3', '', (),
+                    (((4,), 'torch.float64', 0, 0, 0, 1, 2.0, 0.0, 6.0, 5.0), 3.0)),
+                   ('a square 4 × 4 batch of logits, T = 1.5', '', (),
+                    (((4, 4), 'torch.float64', 0, 0, 0, 0, -7.045648387634914, -66.33658449349979,
+                      16.475789559935347, 13.373216984798942),
+                     1.5)),
+                   ('3 × 5 batch of logits, T = 0.7', '', (),
+                    (((3, 5), 'torch.float64', 0, 0, 0, 0, 1.6356668307711808, 18.126477913064488,
+                      9.903713292213233, 9.725352893460894),
+                     0.7)),
+                   ('a single symbol (V = 1)', '', (),
+                    (((1, 1), 'torch.float64', 0, 0, 0, 0, 0.3, 0.3, 0.09, 0.0), 2.0)),
+                   ('impossible symbols (-inf logits, from log 0), T = 0.8', '', (),
+                    (((2, 4), 'torch.float64', 0, 3, 0, 0, 3.3000000000000003, 11.7, 5.35, 3.98875), 0.8)),
+                   ('large logits ±1000, T = 1', '', (),
+                    (((1, 4), 'torch.float64', 0, 0, 0, 1, 999.0, -2.0, 2998001.0, 2748500.75), 1.0)),
+                   ('logits [2, 1, 0, -1], tiny T = 0.001', '', (),
+                    (((4,), 'torch.float64', 0, 0, 0, 1, 2.0, 0.0, 6.0, 5.0), 0.001))]}
+CHECKS_BY_NAME = {name: getattr(checks_pipeline, name) for name in CASE_SNAPSHOT}
+
+
+# ----------------------------------------------------------------------------- the cases a student sees
+
+def fingerprint(case):
+    """What pins a case: its label, note and keyword names, and per argument the number itself or, for a
+    tensor, its shape, dtype, counts of +inf, -inf, NaN and 0, and four sums of the finite entries
+    (plain, position-weighted, squared, squared about their mean)."""
+    out = []
+    for a in case.args:
+        if isinstance(a, torch.Tensor):
+            x = a.detach().double().flatten()
+            finite = torch.where(torch.isfinite(x), x, torch.zeros_like(x))
+            pos = torch.arange(1, x.numel() + 1, dtype=torch.float64)
+            out.append((tuple(a.shape), str(a.dtype), int((x == math.inf).sum()), int((x == -math.inf).sum()),
+                        int(x.isnan().sum()), int((x == 0).sum()), float(finite.sum()), float((finite * pos).sum()),
+                        float((finite * finite).sum()), float(((finite - finite.mean()) ** 2).sum())))
+        else:
+            out.append(a)
+    return (case.label, case.note, tuple(sorted(case.kwargs)), tuple(out))
+
+
+def assert_same_cases(check, snapshot):
+    """The check's cases equal the snapshot: texts, shapes, dtypes and counts exactly, sums to 1e-9 (relative),
+    so a new random-number implementation in torch does not fail this test for last-bit differences."""
+    got = [fingerprint(c) for c in check.case_list()]
+    assert [g[:3] for g in got] == [w[:3] for w in snapshot]
+    for g, w in zip(got, snapshot, strict=True):
+        assert len(g[3]) == len(w[3]), g[0]
+        for a, b in zip(g[3], w[3], strict=True):
+            if isinstance(b, tuple):
+                assert a[:6] == b[:6], (g[0], a, b)
+                assert a[6:] == pytest.approx(b[6:], rel=1e-9, abs=1e-12), (g[0], a, b)
+            else:
+                assert type(a) is type(b) and a == b, (g[0], a, b)
+
+
+@pytest.mark.parametrize("name", sorted(CASE_SNAPSHOT))
+def test_the_cases_are_the_ones_students_see(name):
+    """A snapshot of the case catalogue: a changed value, seed, shape, label or note shows here. When a
+    change is intended, print [fingerprint(c) for c in CHECK.case_list()] and update the table."""
+    assert_same_cases(CHECKS_BY_NAME[name], CASE_SNAPSHOT[name])
+
+
+# ----------------------------------------------------------------------------- the planted wrong answers
+
+def test_mistake_functions_compute_the_mistake_they_name():
+    """Each helper that computes a wrong answer is the formula its hint describes, on a (3, 5) batch."""
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(3, 5, generator=g, dtype=torch.float64)
+    T = 0.7
+    assert torch.allclose(checks_pipeline._unshifted_softmax(z, T), torch.softmax(z / T, -1))
+    assert torch.allclose(checks_pipeline._mean_shifted_softmax(z, T), torch.softmax(z / T, -1))
+    n = torch.tensor([[3.0, 0.0, 1.0, 2.0, 4.0], [1.0, 1.0, 1.0, 0.0, 0.0], [9.0, 0.0, 0.0, 0.0, 1.0]],
+                     dtype=torch.float64)
+    q = torch.softmax(z, -1)
+    lam = 4.0
+    N = n.sum(-1, keepdim=True)
+    mle = n / N
+    assert torch.allclose(checks_pipeline._interpolation(n, q, lam), ref.dirichlet_map(n, q, lam))
+    assert torch.allclose(checks_pipeline._wrong_fixed_average(n, q, lam), (mle + q) / 2)
+    assert torch.allclose(checks_pipeline._wrong_swapped_weights(n, q, lam),
+                          lam / (N + lam) * mle + N / (N + lam) * q)
+    ids = torch.tensor([5, 2, 7, 1, 3])
+    contexts, targets = checks_pipeline._pairs(ids, 2, -2, 0)
+    assert contexts.tolist() == [[5, 2], [2, 7], [7, 1]] and targets.tolist() == [7, 1, 3]
+    contexts, targets = checks_pipeline._pairs(ids[:1], 2, -2, 0)
+    assert contexts.shape == (0, 2) and contexts.dtype == torch.long and targets.shape == (0,)
+
+
+def test_a_global_normalisation_is_not_taken_for_a_listed_mistake():
+    """Softmax over the whole batch (no row structure) fails on the first batch with a generic message."""
+    def global_softmax(z, T):
+        e = torch.exp((z - z.max()) / T)
+        return e / e.sum()
+
+    with pytest.raises(CheckFailed) as exc:
+        check_softmax_with_temperature(global_softmax)
+    assert str(exc.value).startswith("✗ Exercise 0.3 (temperature softmax): wrong value: ")

@@ -381,13 +381,14 @@ def _internal(check: str, what: str, fn: Callable[[], Any]) -> Any:
 
 @dataclass(frozen=True)
 class Check:
-    """A self-check: ``reference`` is the right answer, ``cases`` the inputs, ``mistakes`` the diagnosed
+    """A self-check: ``reference`` is the right answer, ``cases`` the inputs (or a function that builds them
+    when the check runs, so that building a module of checks stays cheap), ``mistakes`` the diagnosed
     wrong answers, ``returns`` what the function must return, ``arg_names`` the parameter names used in
     hints when the student's own names cannot be read."""
 
     name: str
     reference: Callable[..., Any]
-    cases: Sequence[Case]
+    cases: Sequence[Case] | Callable[[], Sequence[Case]]
     mistakes: Sequence[Mistake] = ()
     returns: ResultSpec = TensorResult()
     arg_names: Sequence[str] = ()
@@ -403,16 +404,21 @@ class Check:
             msg += f"\n  Note on this case: {case.note}"
         return CheckFailed(msg, student_error)
 
+    def case_list(self) -> list[Case]:
+        """The cases, built now when ``cases`` is a function."""
+        return list(self.cases() if callable(self.cases) else self.cases)
+
     def run(self, student_fn: Callable[..., Any]) -> None:
         """Run ``student_fn`` on every case; print one ✓ line, or raise :class:`CheckFailed` with a hint."""
         if not callable(student_fn):
             raise TypeError(f"{self.name}: pass your function itself (without calling it), "
                             f"got {type(student_fn).__name__}")
-        if not self.cases:
+        cases = self.case_list()
+        if not cases:
             raise ValueError(f"{self.name}: cases must not be empty")
         worst = 0.0
-        for i, case in enumerate(self.cases, 1):
-            where = f"case {i}/{len(self.cases)}: {case.describe()}"
+        for i, case in enumerate(cases, 1):
+            where = f"case {i}/{len(cases)}: {case.describe()}"
             sent = (_clone(case.args), _clone(case.kwargs))
             got = self._call_student(student_fn, sent, case, where)
             want_raw = _internal(self.name, "computing the reference",
@@ -436,7 +442,7 @@ class Check:
             if view_of is not None:
                 raise self.fail(alias_hint(view_of), case, where)
             worst = max(worst, _parts_diff(mine, want))
-        _report_pass(self.name, len(self.cases), worst)
+        _report_pass(self.name, len(cases), worst)
 
     def _call_student(self, student_fn: Callable[..., Any], sent: tuple[tuple, dict], case: Case,
                       where: str) -> Any:

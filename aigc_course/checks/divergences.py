@@ -50,19 +50,21 @@ def _ratio_kl(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     return torch.where(p > 0, p * torch.log(p / q), torch.zeros_like(p)).sum(-1)
 
 
-_KL_CASES = [
-    Case((_probs([0.5, 0.3, 0.2]), _probs([0.2, 0.5, 0.3])), label="3 outcomes, no zeros"),
-    Case((_probs([0.1, 0.6, 0.2, 0.1], [0.25, 0.25, 0.25, 0.25]),
-          _probs([0.4, 0.3, 0.2, 0.1], [0.7, 0.1, 0.1, 0.1])), label="batch of 2 pairs, shape (2, 4)"),
-    Case((_probs([0.7, 0.2, 0.1], dtype=torch.float32), _probs([0.2, 0.4, 0.4], dtype=torch.float32)),
-         label="float32, as in the lesson's demo"),
-    Case((_probs([1.0]), _probs([1.0])), label="a single outcome (K = 1)"),
-    Case((_probs([0.0, 0.5, 0.5]), _probs([0.2, 0.4, 0.4])), label="p has a zero entry"),
-    Case((_probs([0.5, 0.5, 0.0]), _probs([0.0, 0.5, 0.5])), label="q = 0 where p > 0: KL is +inf"),
-    Case((_probs([0.5, 0.5, 0.0, 0.0]), _probs([0.25, 0.25, 0.5, 0.0])), label="p_k = q_k = 0 for the last outcome"),
-    Case(_sparse_batch(0), label="8 sparse pairs over 1000 outcomes (float32)"),
-    Case((_probs([0.5, 0.3, 0.2]), _probs([1e-310, 0.6, 0.4])), label="q_k = 1e-310 (tiny, not zero)"),
-]
+def _kl_cases() -> list[Case]:
+    return [
+        Case((_probs([0.5, 0.3, 0.2]), _probs([0.2, 0.5, 0.3])), label="3 outcomes, no zeros"),
+        Case((_probs([0.1, 0.6, 0.2, 0.1], [0.25, 0.25, 0.25, 0.25]),
+              _probs([0.4, 0.3, 0.2, 0.1], [0.7, 0.1, 0.1, 0.1])), label="batch of 2 pairs, shape (2, 4)"),
+        Case((_probs([0.7, 0.2, 0.1], dtype=torch.float32), _probs([0.2, 0.4, 0.4], dtype=torch.float32)),
+             label="float32, as in the lesson's demo"),
+        Case((_probs([1.0]), _probs([1.0])), label="a single outcome (K = 1)"),
+        Case((_probs([0.0, 0.5, 0.5]), _probs([0.2, 0.4, 0.4])), label="p has a zero entry"),
+        Case((_probs([0.5, 0.5, 0.0]), _probs([0.0, 0.5, 0.5])), label="q = 0 where p > 0: KL is +inf"),
+        Case((_probs([0.5, 0.5, 0.0, 0.0]), _probs([0.25, 0.25, 0.5, 0.0])),
+             label="p_k = q_k = 0 for the last outcome"),
+        Case(_sparse_batch(0), label="8 sparse pairs over 1000 outcomes (float32)"),
+        Case((_probs([0.5, 0.3, 0.2]), _probs([1e-310, 0.6, 0.4])), label="q_k = 1e-310 (tiny, not zero)"),
+    ]
 
 _ZERO_LOG_ZERO = ("you got NaN where p_k = 0: 0·log(0/q_k) evaluates to 0·(−inf) = NaN in floating point, "
                   "but its limit is 0. Use torch.xlogy(p, p) − torch.xlogy(p, q), or mask the terms with p = 0.")
@@ -88,7 +90,7 @@ _KL_MISTAKES = [  # the ones that agree with the reference on ordinary cases fir
             "last dim.", lambda p, q: ref.kl_divergence(p, q) / p.shape[-1]),
 ]
 
-DISCRETE_KL_CHECK = Check("Exercise 1.1 (discrete KL)", ref.kl_divergence, _KL_CASES, _KL_MISTAKES,
+DISCRETE_KL_CHECK = Check("Exercise 1.1 (discrete KL)", ref.kl_divergence, _kl_cases, _KL_MISTAKES,
                           TensorResult("float"), ("p", "q"))
 
 
@@ -111,15 +113,16 @@ def _realistic_latents() -> tuple[torch.Tensor, torch.Tensor]:
     return mu, centre + torch.randn(3, 64, generator=g)
 
 
-_GKL_CASES = [
-    Case((torch.tensor([[0.5, -1.0, 0.0]], dtype=F64), torch.tensor([[0.3, 0.7, 1.2]], dtype=F64)),
-         label="one row, D = 3"),
-    Case((torch.tensor([[0.0, 0.0], [1.0, -2.0], [0.2, 0.4]], dtype=F64),
-          torch.tensor([[0.0, 0.0], [-1.0, 0.5], [2.0, -0.3]], dtype=F64)),
-         label="batch of 3, D = 2 (first row is the prior itself: KL 0)"),
-    Case((torch.tensor([[0.7]], dtype=F64), torch.tensor([[-0.4]], dtype=F64)), label="B = 1, D = 1"),
-    Case(_realistic_latents(), label="float32, B = 3, D = 64, log σ² around -12, +12 and 0"),
-]
+def _gkl_cases() -> list[Case]:
+    return [
+        Case((torch.tensor([[0.5, -1.0, 0.0]], dtype=F64), torch.tensor([[0.3, 0.7, 1.2]], dtype=F64)),
+             label="one row, D = 3"),
+        Case((torch.tensor([[0.0, 0.0], [1.0, -2.0], [0.2, 0.4]], dtype=F64),
+              torch.tensor([[0.0, 0.0], [-1.0, 0.5], [2.0, -0.3]], dtype=F64)),
+             label="batch of 3, D = 2 (first row is the prior itself: KL 0)"),
+        Case((torch.tensor([[0.7]], dtype=F64), torch.tensor([[-0.4]], dtype=F64)), label="B = 1, D = 1"),
+        Case(_realistic_latents(), label="float32, B = 3, D = 64, log σ² around -12, +12 and 0"),
+    ]
 
 _GKL_MISTAKES = [  # the ones that agree with the reference on ordinary cases first
     Mistake("you computed log det Σ as the log of the *product* of the variances: with 64 dimensions of "
@@ -148,7 +151,7 @@ _GKL_MISTAKES = [  # the ones that agree with the reference on ordinary cases fi
             lambda mu, lv: 0.5 * (lv.exp() + mu**2 - 1.0 - torch.log(lv)).sum(-1)),
 ]
 
-GAUSSIAN_KL_CHECK = Check("Exercise 1.2 (Gaussian KL to N(0, I))", ref.gaussian_kl, _GKL_CASES, _GKL_MISTAKES,
+GAUSSIAN_KL_CHECK = Check("Exercise 1.2 (Gaussian KL to N(0, I))", ref.gaussian_kl, _gkl_cases, _GKL_MISTAKES,
                           TensorResult("float"), ("mu", "logvar"))
 
 
@@ -163,17 +166,18 @@ def _js_with(kl: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]):
     return lambda p, q: 0.5 * kl(p, 0.5 * (p + q)) + 0.5 * kl(q, 0.5 * (p + q))
 
 
-_JS_CASES = [
-    Case((_probs([0.5, 0.3, 0.2]), _probs([0.1, 0.3, 0.6])), label="3 outcomes, no zeros"),
-    Case((_probs([0.7, 0.2, 0.1], [0.25, 0.25, 0.5]), _probs([0.2, 0.2, 0.6], [0.1, 0.8, 0.1])),
-         label="batch of 2 pairs"),
-    Case((_probs([0.7, 0.2, 0.1], dtype=torch.float32), _probs([0.2, 0.4, 0.4], dtype=torch.float32)),
-         label="float32"),
-    Case((_probs([1.0]), _probs([1.0])), label="a single outcome (K = 1)"),
-    Case((_probs([0.5, 0.5, 0.0, 0.0]), _probs([0.0, 0.0, 0.4, 0.6])), label="disjoint supports: JS = log 2"),
-    Case((_probs([0.6, 0.4, 0.0]), _probs([0.3, 0.7, 0.0])), label="p_k = q_k = 0 for the last outcome"),
-    Case(_sparse_batch(1), label="8 sparse pairs over 1000 outcomes (float32)"),
-]
+def _js_cases() -> list[Case]:
+    return [
+        Case((_probs([0.5, 0.3, 0.2]), _probs([0.1, 0.3, 0.6])), label="3 outcomes, no zeros"),
+        Case((_probs([0.7, 0.2, 0.1], [0.25, 0.25, 0.5]), _probs([0.2, 0.2, 0.6], [0.1, 0.8, 0.1])),
+             label="batch of 2 pairs"),
+        Case((_probs([0.7, 0.2, 0.1], dtype=torch.float32), _probs([0.2, 0.4, 0.4], dtype=torch.float32)),
+             label="float32"),
+        Case((_probs([1.0]), _probs([1.0])), label="a single outcome (K = 1)"),
+        Case((_probs([0.5, 0.5, 0.0, 0.0]), _probs([0.0, 0.0, 0.4, 0.6])), label="disjoint supports: JS = log 2"),
+        Case((_probs([0.6, 0.4, 0.0]), _probs([0.3, 0.7, 0.0])), label="p_k = q_k = 0 for the last outcome"),
+        Case(_sparse_batch(1), label="8 sparse pairs over 1000 outcomes (float32)"),
+    ]
 
 _JS_MISTAKES = [  # the ones that agree with the reference on ordinary cases first
     Mistake("you got NaN where p_k = q_k = 0: there m_k = 0 too, and xlogy(p, p/m) forms 0/0 = NaN before "
@@ -200,7 +204,7 @@ _JS_MISTAKES = [  # the ones that agree with the reference on ordinary cases fir
             lambda p, q: ref.js_divergence(p, q).sqrt()),
 ]
 
-JS_DIVERGENCE_CHECK = Check("Exercise 1.3 (Jensen–Shannon divergence)", ref.js_divergence, _JS_CASES,
+JS_DIVERGENCE_CHECK = Check("Exercise 1.3 (Jensen–Shannon divergence)", ref.js_divergence, _js_cases,
                             _JS_MISTAKES, TensorResult("float"), ("p", "q"))
 
 
@@ -215,14 +219,15 @@ def _sample(n: int, seed: int, loc: float, scale: float, dtype: torch.dtype = F6
     return loc + scale * torch.randn(n, generator=torch.Generator().manual_seed(seed), dtype=dtype)
 
 
-_MLE_CASES = [
-    Case((torch.tensor([1.0, 2.0, 4.0, 5.0], dtype=F64),), label="x = [1, 2, 4, 5]"),
-    Case((_sample(25, 1, 3.0, 2.0),), label="25 samples of N(3, 2²)"),
-    Case((_sample(7, 2, -1.0, 0.5),), label="7 samples of N(-1, 0.5²)"),
-    Case((_sample(50, 3, 0.5, 1.5, torch.float32),), label="50 float32 samples"),
-    Case((torch.tensor([2.5], dtype=F64),), label="a single sample (N = 1): variance 0"),
-    Case((_sample(10_000, 4, 1e8, 1.0),), label="10 000 samples of N(1e8, 1)"),
-]
+def _mle_cases() -> list[Case]:
+    return [
+        Case((torch.tensor([1.0, 2.0, 4.0, 5.0], dtype=F64),), label="x = [1, 2, 4, 5]"),
+        Case((_sample(25, 1, 3.0, 2.0),), label="25 samples of N(3, 2²)"),
+        Case((_sample(7, 2, -1.0, 0.5),), label="7 samples of N(-1, 0.5²)"),
+        Case((_sample(50, 3, 0.5, 1.5, torch.float32),), label="50 float32 samples"),
+        Case((torch.tensor([2.5], dtype=F64),), label="a single sample (N = 1): variance 0"),
+        Case((_sample(10_000, 4, 1e8, 1.0),), label="10 000 samples of N(1e8, 1)"),
+    ]
 
 
 def _one_pass_variance(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -259,7 +264,7 @@ _MLE_MISTAKES = [  # the ones that agree with the reference on ordinary cases fi
 ]
 
 GAUSSIAN_MLE_CHECK = Check(
-    "Exercise 1.4 (Gaussian MLE)", ref.gaussian_mle, _MLE_CASES, _MLE_MISTAKES,
+    "Exercise 1.4 (Gaussian MLE)", ref.gaussian_mle, _mle_cases, _MLE_MISTAKES,
     TupleResult((TensorResult("float", scalar_ok=True),) * 2, ("mu", "var"), stacked_ok=True), ("x",))
 
 

@@ -54,14 +54,16 @@ def _keepdim_hint(what: str) -> str:
 
 # --------------------------------------------------------------------------- Exercise 0.1
 
-_MLE_CASES = [
-    Case((_t([3.0, 1.0, 0.0, 4.0]),), label="one context: counts [3, 1, 0, 4]"),
-    Case((_t([[2.0, 6.0, 2.0], [1.0, 0.0, 4.0], [5.0, 5.0, 0.0]]),), label="a square table: 3 contexts × 3 symbols"),
-    Case((_t([[7.0]]),), label="a single symbol (V = 1)"),
-    Case((torch.randint(0, 9, (4, 6), generator=torch.Generator().manual_seed(0)).to(F64) + 1.0,),
-         label="4 contexts × 6 symbols"),
-    Case((_bigram_like_counts(0),), label="a realistic 40 × 40 table (row totals up to ~1e5)"),
-]
+def _mle_cases() -> list[Case]:
+    return [
+        Case((_t([3.0, 1.0, 0.0, 4.0]),), label="one context: counts [3, 1, 0, 4]"),
+        Case((_t([[2.0, 6.0, 2.0], [1.0, 0.0, 4.0], [5.0, 5.0, 0.0]]),),
+             label="a square table: 3 contexts × 3 symbols"),
+        Case((_t([[7.0]]),), label="a single symbol (V = 1)"),
+        Case((torch.randint(0, 9, (4, 6), generator=torch.Generator().manual_seed(0)).to(F64) + 1.0,),
+             label="4 contexts × 6 symbols"),
+        Case((_bigram_like_counts(0),), label="a realistic 40 × 40 table (row totals up to ~1e5)"),
+    ]
 
 _MLE_MISTAKES = [  # the ones that agree with the reference on ordinary cases first
     Mistake(_keepdim_hint("counts"), lambda c: c / c.sum(-1)),
@@ -79,7 +81,7 @@ _MLE_MISTAKES = [  # the ones that agree with the reference on ordinary cases fi
             "exp(N_x) / Σ exp(N_y).", lambda c: torch.softmax(c, dim=-1)),
 ]
 
-CATEGORICAL_MLE_CHECK = Check("Exercise 0.1 (categorical MLE)", categorical_mle, _MLE_CASES, _MLE_MISTAKES,
+CATEGORICAL_MLE_CHECK = Check("Exercise 0.1 (categorical MLE)", categorical_mle, _mle_cases, _MLE_MISTAKES,
                               TensorResult("float"), ("counts",))
 
 
@@ -95,16 +97,17 @@ def _realistic_log_probs() -> torch.Tensor:
     return (-2.5 + 0.8 * torch.randn(900, generator=g, dtype=F64)).clamp_max(-1e-3)
 
 
-_PPL_CASES = [
-    Case((torch.log(_t([0.5, 0.25, 0.125, 0.5])),), label="p = [1/2, 1/4, 1/8, 1/2]"),
-    Case((torch.full((7,), -math.log(20.0), dtype=F64),), label="uniform over 20 symbols"),
-    Case((torch.log_softmax(torch.randn(12, 5, generator=torch.Generator().manual_seed(1), dtype=F64),
-                            dim=-1)[:, 0],), label="12 random log-probs"),
-    Case((_t([math.log(0.3)]),), label="a single token (N = 1)"),
-    Case((_t([0.0, math.log(0.5), -math.inf, math.log(0.25)]),),
-         label="a certain token (log p = 0) and an impossible one (log p = -inf)"),
-    Case((_realistic_log_probs(),), label="900 tokens with log p around -2.5 (the length of the Zen)"),
-]
+def _ppl_cases() -> list[Case]:
+    return [
+        Case((torch.log(_t([0.5, 0.25, 0.125, 0.5])),), label="p = [1/2, 1/4, 1/8, 1/2]"),
+        Case((torch.full((7,), -math.log(20.0), dtype=F64),), label="uniform over 20 symbols"),
+        Case((torch.log_softmax(torch.randn(12, 5, generator=torch.Generator().manual_seed(1), dtype=F64),
+                                dim=-1)[:, 0],), label="12 random log-probs"),
+        Case((_t([math.log(0.3)]),), label="a single token (N = 1)"),
+        Case((_t([0.0, math.log(0.5), -math.inf, math.log(0.25)]),),
+             label="a certain token (log p = 0) and an impossible one (log p = -inf)"),
+        Case((_realistic_log_probs(),), label="900 tokens with log p around -2.5 (the length of the Zen)"),
+    ]
 
 
 def _finite_where_inf(mine: tuple[np.ndarray, ...], want: tuple[np.ndarray, ...], *args: object) -> bool:
@@ -132,7 +135,7 @@ _PPL_MISTAKES = [  # the ones that agree with the reference on ordinary cases fi
             symptom=_finite_where_inf),
 ]
 
-PERPLEXITY_CHECK = Check("Exercise 0.2 (perplexity)", perplexity_from_log_probs, _PPL_CASES, _PPL_MISTAKES,
+PERPLEXITY_CHECK = Check("Exercise 0.2 (perplexity)", perplexity_from_log_probs, _ppl_cases, _PPL_MISTAKES,
                          TensorResult("float", scalar_ok=True), ("log_probs",))
 
 
@@ -143,21 +146,22 @@ def check_perplexity(student_fn: Callable[[torch.Tensor], torch.Tensor]) -> None
 
 # --------------------------------------------------------------------------- Exercise 0.3
 
-_LOGITS = _t([2.0, 1.0, 0.0, -1.0])
-_SOFTMAX_CASES = [
-    Case((_LOGITS, 1.0), label="logits [2, 1, 0, -1], T = 1"),
-    Case((_LOGITS, 0.5), label="logits [2, 1, 0, -1], T = 0.5"),
-    Case((_LOGITS, 3.0), label="logits [2, 1, 0, -1], T = 3"),
-    Case((torch.randn(4, 4, generator=torch.Generator().manual_seed(2), dtype=F64), 1.5),
-         label="a square 4 × 4 batch of logits, T = 1.5"),
-    Case((torch.randn(3, 5, generator=torch.Generator().manual_seed(3), dtype=F64), 0.7),
-         label="3 × 5 batch of logits, T = 0.7"),
-    Case((_t([[0.3]]), 2.0), label="a single symbol (V = 1)"),
-    Case((_t([[0.5, -math.inf, 1.0, -math.inf], [2.0, 0.1, -math.inf, -0.3]]), 0.8),
-         label="impossible symbols (-inf logits, from log 0), T = 0.8"),
-    Case((_t([[1000.0, 999.0, -1000.0, 0.0]]), 1.0), label="large logits ±1000, T = 1"),
-    Case((_LOGITS, 1e-3), label="logits [2, 1, 0, -1], tiny T = 0.001"),
-]
+def _softmax_cases() -> list[Case]:
+    logits = _t([2.0, 1.0, 0.0, -1.0])
+    return [
+        Case((logits, 1.0), label="logits [2, 1, 0, -1], T = 1"),
+        Case((logits, 0.5), label="logits [2, 1, 0, -1], T = 0.5"),
+        Case((logits, 3.0), label="logits [2, 1, 0, -1], T = 3"),
+        Case((torch.randn(4, 4, generator=torch.Generator().manual_seed(2), dtype=F64), 1.5),
+             label="a square 4 × 4 batch of logits, T = 1.5"),
+        Case((torch.randn(3, 5, generator=torch.Generator().manual_seed(3), dtype=F64), 0.7),
+             label="3 × 5 batch of logits, T = 0.7"),
+        Case((_t([[0.3]]), 2.0), label="a single symbol (V = 1)"),
+        Case((_t([[0.5, -math.inf, 1.0, -math.inf], [2.0, 0.1, -math.inf, -0.3]]), 0.8),
+             label="impossible symbols (-inf logits, from log 0), T = 0.8"),
+        Case((_t([[1000.0, 999.0, -1000.0, 0.0]]), 1.0), label="large logits ±1000, T = 1"),
+        Case((logits, 1e-3), label="logits [2, 1, 0, -1], tiny T = 0.001"),
+    ]
 
 
 def _unshifted_softmax(z: torch.Tensor, T: float) -> torch.Tensor:
@@ -196,7 +200,7 @@ _SOFTMAX_MISTAKES = [  # the ones that agree with the reference on ordinary case
             lambda z, T: torch.log_softmax(z / T, dim=-1)),
 ]
 
-SOFTMAX_CHECK = Check("Exercise 0.3 (temperature softmax)", softmax_with_temperature, _SOFTMAX_CASES,
+SOFTMAX_CHECK = Check("Exercise 0.3 (temperature softmax)", softmax_with_temperature, _softmax_cases,
                       _SOFTMAX_MISTAKES, TensorResult("float"), ("logits", "temperature"))
 
 
@@ -268,7 +272,7 @@ _ADAPT_MISTAKES = [  # the ones that agree with the reference on ordinary cases 
             lambda n, q, lam: (n + lam * q) / (n.sum(-1, keepdim=True) + lam * n.shape[-1])),
 ]
 
-ADAPTED_PROBS_CHECK = Check("Exercise 0.4 (adaptation as Dirichlet MAP)", dirichlet_map, _adapt_cases(),
+ADAPTED_PROBS_CHECK = Check("Exercise 0.4 (adaptation as Dirichlet MAP)", dirichlet_map, _adapt_cases,
                             _ADAPT_MISTAKES, TensorResult("float"), ("counts", "prior_probs", "strength"))
 
 
@@ -294,17 +298,18 @@ def _pairs(ids: torch.Tensor, start: int, lo: int, hi: int) -> tuple[torch.Tenso
 _NO_PAIR = ("a sequence shorter than the order has no complete window: return empty tensors of shapes "
             "(0, n - 1) and (0,), so that counting over it simply adds nothing.")
 
-_WINDOW_CASES = [
-    Case((_ids([5, 2, 7, 1, 3, 8, 4]), 3), label="T = 7, order 3"),
-    Case((_ids([4, 0, 3, 3, 1, 2]), 2), label="T = 6, order 2 (bigrams)"),
-    Case((_ids([3, 1, 2, 0]), 1), label="order 1: contexts of shape (T, 0)",
-         note="an order-1 (unigram) model has no context: contexts has shape (T, 0) and every id is a target."),
-    Case((_ids([6, 2, 5]), 3), label="T = order = 3: exactly one pair"),
-    Case((_ids([1, 2]), 3), label="T = order - 1 = 2", note=_NO_PAIR),
-    Case((_ids([4]), 4), label="T = 1 with order 4", note=_NO_PAIR),
-    Case((torch.randint(0, 50_257, (2000,), generator=torch.Generator().manual_seed(5)), 4),
-         label="2000 ids from a 50 257-token vocabulary, order 4"),
-]
+def _window_cases() -> list[Case]:
+    return [
+        Case((_ids([5, 2, 7, 1, 3, 8, 4]), 3), label="T = 7, order 3"),
+        Case((_ids([4, 0, 3, 3, 1, 2]), 2), label="T = 6, order 2 (bigrams)"),
+        Case((_ids([3, 1, 2, 0]), 1), label="order 1: contexts of shape (T, 0)",
+             note="an order-1 (unigram) model has no context: contexts has shape (T, 0) and every id is a target."),
+        Case((_ids([6, 2, 5]), 3), label="T = order = 3: exactly one pair"),
+        Case((_ids([1, 2]), 3), label="T = order - 1 = 2", note=_NO_PAIR),
+        Case((_ids([4]), 4), label="T = 1 with order 4", note=_NO_PAIR),
+        Case((torch.randint(0, 50_257, (2000,), generator=torch.Generator().manual_seed(5)), 4),
+             label="2000 ids from a 50 257-token vocabulary, order 4"),
+    ]
 
 _INCLUDES_TARGET = ("your context includes the target itself: the context of position t is the n - 1 ids "
                     "*before* t, ids[t-n+1 : t] (the slice end t is excluded), so it must not contain ids[t].")
@@ -329,7 +334,7 @@ _WINDOW_MISTAKES = [
 ]
 
 CONTEXT_WINDOWS_CHECK = Check(
-    "Exercise 0.5 (n-gram context windows)", context_windows, _WINDOW_CASES, _WINDOW_MISTAKES,
+    "Exercise 0.5 (n-gram context windows)", context_windows, _window_cases, _WINDOW_MISTAKES,
     TupleResult((TensorResult("long"), TensorResult("long")), ("contexts", "targets")), ("ids", "order"))
 
 
