@@ -6,11 +6,11 @@ contains, and its class) or RIGHT table.
 """
 
 import math
-import re
 
 import numpy as np
 import pytest
 import torch
+from catalogue import assert_rejected, assert_same_cases, catalogue_tests
 
 import aigc_course.checks.pipeline as checks_pipeline
 from aigc_course import ngram as ref
@@ -29,31 +29,6 @@ from aigc_course.checks.pipeline import (
     PERPLEXITY_CHECK,
     SOFTMAX_CHECK,
 )
-
-# The classes every catalogue must cover (besides plain wrong formulas).
-REQUIRED = {"in-place", "type", "unstable", "edge"}
-
-
-def not_implemented(*args, **kwargs):
-    raise NotImplementedError("Exercise 0.x: replace this line with your code")
-
-
-
-def assert_rejected(check, fn, hint):
-    """``fn`` fails ``check`` with a message that starts with "✗ <name>: " and then, when ``hint`` names one of
-    the check's mistakes, with that mistake's whole hint (else with text that contains ``hint``)."""
-    with pytest.raises(CheckFailed) as exc:
-        check.run(fn)
-    message = str(exc.value)
-    prefix = f"✗ {check.name}: "
-    assert message.startswith(prefix), message
-    body = message[len(prefix):]
-    hints = [m.hint for m in check.mistakes if re.search(hint, m.hint)]
-    if hints:
-        assert any(body == h or body.startswith(h + "\n") for h in hints), (hint, body)
-    else:
-        assert re.search(hint, body), (hint, body)  # a type or in-place hint, or the case's note
-
 
 # ----------------------------------------------------------------------------- 0.1 categorical MLE
 
@@ -401,60 +376,10 @@ CATALOGUES = {
 SYMPTOM_STUDENTS = {"an impossible token": lambda lp: torch.exp(-lp.clamp_min(-50).mean())}
 
 
-def _off(x):
-    """A generic wrong version of a correct result (no listed mistake produces it)."""
-    if isinstance(x, tuple):
-        return tuple(_off(v) for v in x)
-    return x + 1 if not x.is_floating_point() else x * 1.5 + 0.25
+(test_catalogue_is_complete, test_hint_words_are_not_in_labels_or_generic_messages,
+ test_every_mistake_hint_is_reachable, test_not_implemented_gives_the_not_implemented_message) = \
+    catalogue_tests(CATALOGUES, SYMPTOM_STUDENTS)
 
-
-def generic_messages(check):
-    """The messages a check gives for wrong answers that match no listed mistake."""
-    out = []
-    for wrong in (lambda *a: _off(check.reference(*a)),
-                  lambda *a: check.reference(*a) * math.nan if not isinstance(check.reference(*a), tuple)
-                  else tuple(v.double() * math.nan for v in check.reference(*a)),
-                  lambda *a: _off(check.reference(*a))[..., None] if not isinstance(check.reference(*a), tuple)
-                  else tuple(v[..., None] for v in check.reference(*a))):
-        with pytest.raises(CheckFailed) as exc:
-            check.run(wrong)
-        out.append(str(exc.value))
-    return out
-
-
-@pytest.mark.parametrize("exercise", CATALOGUES)
-def test_catalogue_is_complete(exercise):
-    _, _, wrong, right = CATALOGUES[exercise]
-    kinds = {p.values[2] for p in wrong}
-    assert REQUIRED <= kinds, f"missing classes {REQUIRED - kinds}"
-    assert len(wrong) >= 5 and len(right) >= 2
-
-
-@pytest.mark.parametrize("exercise", CATALOGUES)
-def test_hint_words_are_not_in_labels_or_generic_messages(exercise):
-    _, check, wrong, _ = CATALOGUES[exercise]
-    generic = generic_messages(check)
-    assert any("max |yours - reference|" in g for g in generic)
-    texts = generic + [c.label for c in check.case_list()]
-    for p in wrong:
-        for text in texts:
-            assert not re.search(p.values[1], text), (p.values[1], text)
-
-
-@pytest.mark.parametrize("exercise", CATALOGUES)
-def test_every_mistake_hint_is_reachable(exercise):
-    checker, check, _, _ = CATALOGUES[exercise]
-    for m in check.mistakes:
-        student = m.wrong or next(s for k, s in SYMPTOM_STUDENTS.items() if k in m.hint)
-        with pytest.raises(CheckFailed) as exc:
-            checker(student)
-        assert m.hint in str(exc.value)
-
-
-@pytest.mark.parametrize("exercise", CATALOGUES)
-def test_not_implemented_gives_the_not_implemented_message(exercise):
-    with pytest.raises(CheckFailed, match="not implemented yet"):
-        CATALOGUES[exercise][0](not_implemented)
 
 
 @pytest.mark.parametrize("exercise", CATALOGUES)
@@ -602,39 +527,6 @@ CHECKS_BY_NAME = {name: getattr(checks_pipeline, name) for name in CASE_SNAPSHOT
 
 
 # ----------------------------------------------------------------------------- the cases a student sees
-
-def fingerprint(case):
-    """What pins a case: its label, note and keyword names, and per argument the number itself or, for a
-    tensor, its shape, dtype, counts of +inf, -inf, NaN and 0, and four sums of the finite entries
-    (plain, position-weighted, squared, squared about their mean)."""
-    out = []
-    for a in case.args:
-        if isinstance(a, torch.Tensor):
-            x = a.detach().double().flatten()
-            finite = torch.where(torch.isfinite(x), x, torch.zeros_like(x))
-            pos = torch.arange(1, x.numel() + 1, dtype=torch.float64)
-            out.append((tuple(a.shape), str(a.dtype), int((x == math.inf).sum()), int((x == -math.inf).sum()),
-                        int(x.isnan().sum()), int((x == 0).sum()), float(finite.sum()), float((finite * pos).sum()),
-                        float((finite * finite).sum()), float(((finite - finite.mean()) ** 2).sum())))
-        else:
-            out.append(a)
-    return (case.label, case.note, tuple(sorted(case.kwargs)), tuple(out))
-
-
-def assert_same_cases(check, snapshot):
-    """The check's cases equal the snapshot: texts, shapes, dtypes and counts exactly, sums to 1e-9 (relative),
-    so a new random-number implementation in torch does not fail this test for last-bit differences."""
-    got = [fingerprint(c) for c in check.case_list()]
-    assert [g[:3] for g in got] == [w[:3] for w in snapshot]
-    for g, w in zip(got, snapshot, strict=True):
-        assert len(g[3]) == len(w[3]), g[0]
-        for a, b in zip(g[3], w[3], strict=True):
-            if isinstance(b, tuple):
-                assert a[:6] == b[:6], (g[0], a, b)
-                assert a[6:] == pytest.approx(b[6:], rel=1e-9, abs=1e-12), (g[0], a, b)
-            else:
-                assert type(a) is type(b) and a == b, (g[0], a, b)
-
 
 @pytest.mark.parametrize("name", sorted(CASE_SNAPSHOT))
 def test_the_cases_are_the_ones_students_see(name):
