@@ -428,3 +428,405 @@ def test_use_new_lr_reaches_sub_schedulers(tmp_path):
     ck.load_training_state(folder, {"m": model}, {"m": new_opt}, {"m": new_sched}, on_config_change="use_new")
     assert [s.base_lrs for s in new_sched._schedulers] == [[0.02], [0.02]]
     assert new_opt.param_groups[0]["lr"] == pytest.approx(opt.param_groups[0]["lr"] * 0.2)
+
+
+# --- exact messages, edge cases of the spec comparison, and hyper-parameter changes ------------------
+
+LOADABLE_HINT = ("which torch.load(weights_only=True) cannot read back, so a checkpoint holding it could never be "
+                 "resumed; store tensors, int/float/bool/str/None, or lists/tuples/dicts of those (e.g. float(x) "
+                 "for a NumPy number, x.tolist() for an array)")
+
+
+def _exactly(exc, message):
+    """pytest.raises that compares the whole message (the messages are part of the product)."""
+    class _Check:
+        def __enter__(self):
+            self.ctx = pytest.raises(exc)
+            self.info = self.ctx.__enter__()
+            return self.info
+
+        def __exit__(self, *args):
+            suppressed = self.ctx.__exit__(*args)
+            assert str(self.info.value) == message
+            return suppressed
+
+    return _Check()
+
+
+class _StateOnly:
+    def state_dict(self):
+        return {}
+
+
+def _bad_objects_cases(tmp_path):
+    model = nn.Linear(1, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    sched = torch.optim.lr_scheduler.StepLR(opt, 1)
+    return [
+        (({}, None, None), "models must be a non-empty dict of name -> nn.Module, got dict"),
+        (({1: model}, None, None), "models keys must be str, got 1"),
+        (({"m": "x"}, None, None), "models['m'] must be a torch.nn.modules.module.Module, got str"),
+        (({"m": model}, [opt], None), "optimizers must be a dict of name -> object, got list"),
+        (({"m": model}, {2: opt}, None), "optimizers keys must be str, got 2"),
+        (({"m": model}, {"o": "adam"}, None), "optimizers['o'] must be a torch.optim.optimizer.Optimizer, got str"),
+        (({"m": model}, None, [sched]), "schedulers must be a dict of name -> scheduler, got list"),
+        (({"m": model}, None, {3: sched}), "schedulers keys must be str, got 3"),
+        (({"m": model}, None, {"s": _StateOnly()}),
+         "schedulers['s'] must have state_dict() and load_state_dict(), got _StateOnly"),
+    ]
+
+
+@pytest.mark.parametrize("how", ["save", "load"])
+def test_bad_objects_are_named_exactly_before_any_file_is_touched(tmp_path, how):
+    for (models, opts, scheds), message in _bad_objects_cases(tmp_path):
+        with _exactly(TypeError, message):
+            if how == "save":
+                ck.save_training_state(tmp_path / "c", 0, models, opts, scheds)
+            else:  # checked before the folder: a missing folder is not what gets reported
+                ck.load_training_state(tmp_path / "missing", models, opts, scheds)
+    assert not (tmp_path / "c").exists()
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"step": True}, "step must be an int >= 0, got True"),
+    ({"step": 2.0}, "step must be an int >= 0, got 2.0"),
+    ({"keep_last": True}, "keep_last must be an int >= 1, got True"),
+    ({"keep_last": 1.5}, "keep_last must be an int >= 1, got 1.5"),
+    ({"extra": [1]}, "extra must be a dict, got list"),
+])
+def test_save_arguments_are_named_exactly(tmp_path, kwargs, message):
+    args = {"step": 1, "models": {"m": nn.Linear(1, 1)}, **kwargs}
+    with _exactly(ValueError if "extra" not in kwargs else TypeError, message):
+        ck.save_training_state(tmp_path, **args)
+    assert not tmp_path.joinpath("LATEST").exists()
+
+
+def test_weights_files_messages_are_exact(tmp_path):
+    path = ck.save_weights(nn.Linear(2, 3), tmp_path / "w.safetensors")
+    with _exactly(TypeError, "module must be a torch.nn.Module, got dict"):
+        ck.save_weights({"w": torch.ones(1)}, tmp_path / "x.safetensors")
+    with _exactly(TypeError, "module must be a torch.nn.Module, got list"):
+        ck.load_weights([], path)
+    with _exactly(ValueError, f"weights in {path} do not match the module: tensor 'bias' has shape [3] in the file "
+                              "but [4] in the module"):
+        ck.load_weights(nn.Linear(2, 4), path)
+    with_extra = nn.Linear(2, 3)
+    with_extra.register_buffer("scale", torch.ones(1))
+    with _exactly(ValueError, f"weights in {path} do not match the module: missing ['scale'], unexpected []"):
+        ck.load_weights(with_extra, path)
+    assert not torch.equal(with_extra.weight, ck.load_file(str(path))["weight"])  # refused before loading
+
+
+class EmptyThenTied(nn.Module):
+    """Two empty buffers first (no storage, so no tie between them), then a tied pair, then an untied layer."""
+
+    def __init__(self, seed):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.register_buffer("e1", torch.zeros(0))
+        self.register_buffer("e2", torch.zeros(0))
+        self.emb = nn.Embedding(5, 3)
+        self.head = nn.Linear(3, 5, bias=False)
+        self.head.weight = self.emb.weight
+        self.out = nn.Linear(5, 2)
+
+
+@pytest.mark.parametrize("how", ["weights", "training state"])
+def test_empty_and_tied_tensors_round_trip(tmp_path, how):
+    a, b = EmptyThenTied(0), EmptyThenTied(1)
+    if how == "weights":
+        ck.load_weights(b, ck.save_weights(a, tmp_path / "w.safetensors"))
+    else:
+        ck.load_training_state(ck.save_training_state(tmp_path, 0, {"t": a}), {"t": b})
+    assert _same(a.state_dict(), b.state_dict())
+    assert b.head.weight is b.emb.weight
+
+
+def test_every_param_group_keeps_its_optimizer_state(tmp_path):
+    model = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 2))
+    groups = lambda m: [{"params": list(m[0].parameters())}, {"params": list(m[1].parameters()), "lr": 0.5}]  # noqa
+    opt = torch.optim.Adam(groups(model), lr=0.1)
+    model(torch.ones(2, 3)).sum().backward()
+    opt.step()
+    folder = ck.save_training_state(tmp_path, 0, {"m": model}, {"o": opt})
+    twin = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 2))
+    twin_opt = torch.optim.Adam(groups(twin), lr=0.1)
+    ck.load_training_state(folder, {"m": twin}, {"o": twin_opt})
+    assert _same(twin_opt.state_dict(), opt.state_dict())
+
+
+def test_load_state_honours_map_location_and_stays_weights_only(tmp_path, monkeypatch):
+    path = ck.save_state({"x": torch.ones(2)}, tmp_path / "s.pt")
+    assert ck.load_state(path)["x"].device.type == "cpu"
+    assert ck.load_state(path, map_location="meta")["x"].device.type == "meta"
+
+    marker = tmp_path / "ran"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.mkdir, (str(marker),))
+
+    torch.save({"x": Evil()}, tmp_path / "evil.pt")
+    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")  # turns torch's default off, not ours
+    with pytest.raises(ValueError) as err:
+        ck.load_state(tmp_path / "evil.pt")
+    assert not marker.exists()
+    first = str(err.value.__cause__).strip().splitlines()[0]
+    assert first
+    assert str(err.value) == (f"state file {tmp_path / 'evil.pt'} holds objects that weights_only loading refuses "
+                              f"(it was not written by this package, or it may be malicious); nothing was run: "
+                              f"{first}")
+
+
+def test_a_truncated_state_file_message_names_the_cause(tmp_path):
+    path = ck.save_state({"x": torch.ones(100)}, tmp_path / "s.pt")
+    path.write_bytes(path.read_bytes()[:50])
+    with pytest.raises(ValueError) as err:
+        ck.load_state(path)
+    cause = err.value.__cause__
+    assert str(err.value) == (f"state file {path} (50 bytes) is empty, truncated or not a torch file (e.g. cut "
+                              f"short by a crash or a full disk): {type(cause).__name__}: {cause}")
+
+
+def test_check_loadable_messages_are_exact():
+    with _exactly(TypeError, f"x[0] is a numpy.float64, {LOADABLE_HINT}"):
+        ck.check_loadable([np.float64(1.0), 1], "x")  # the bad value is not the last one looked at
+    with _exactly(TypeError, "x['k'] has a key of type tuple ((1, 2)), which torch.load(weights_only=True) "
+                             "cannot read back; use str keys"):
+        ck.check_loadable({"a": 1, "k": {(1, 2): 0}}, "x")
+
+
+def test_rng_state_messages_and_exact_numpy_keys():
+    st = ck.rng_state()
+    assert st["numpy"][1].dtype == torch.int64
+    assert np.array_equal(st["numpy"][1].numpy(), np.random.get_state()[1])
+    with _exactly(ValueError, "set_rng_state: the RNG state is damaged (missing ['numpy'])"):
+        ck.set_rng_state({"python": st["python"], "torch": st["torch"]})
+
+
+def test_latest_checkpoint_needs_both_files_and_shows_16_bytes(tmp_path):
+    raw = bytes(range(200, 220))
+    (tmp_path / "LATEST").write_bytes(raw)
+    with _exactly(ValueError, f"{tmp_path / 'LATEST'} must hold the name of a checkpoint folder in {tmp_path} such "
+                              f"as 'step_00000100', but holds 20 bytes of binary data {raw[:16]!r}...; fix it to "
+                              "name one of the step_* folders, or delete it to start over"):
+        ck.latest_checkpoint(tmp_path)
+    folder = ck.save_training_state(tmp_path, 1, {"m": nn.Linear(1, 1)})
+    (folder / ck.STATE_FILE).unlink()
+    with _exactly(FileNotFoundError, f"{tmp_path / 'LATEST'} points to {folder}, which is incomplete or missing"):
+        ck.latest_checkpoint(tmp_path)
+
+
+def test_plain_describes_a_tensor_that_is_not_a_number():
+    spec = ck.run_spec({"m": nn.Linear(1, 1)}, settings={"w": torch.ones(2, 1), "s": torch.tensor([0.5])})
+    assert spec["settings"] == {"w": "<tensor of shape [2, 1]>", "s": 0.5}
+
+
+def test_other_entries_in_the_folder_are_left_alone(tmp_path):
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "step_00000009").write_text("a file, not a checkpoint folder")
+    model = nn.Linear(1, 1)
+    for step in (1, 2, 3):
+        ck.save_training_state(tmp_path, step, {"m": model})  # the default keeps 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".lock", "LATEST", "notes", "step_00000002",
+                                                          "step_00000003", "step_00000009"]
+
+
+def test_an_unloadable_spec_is_refused_naming_it(tmp_path):
+    model = nn.Linear(1, 1)
+    spec = ck.run_spec({"m": model})
+    spec["settings"]["lr"] = np.float64(0.1)
+    with _exactly(TypeError, f"spec['settings']['lr'] is a numpy.float64, {LOADABLE_HINT}"):
+        ck.save_training_state(tmp_path, 0, {"m": model}, spec=spec)
+    assert not (tmp_path / "LATEST").exists()
+
+
+def _two_of_each(seed=0, width=3):
+    torch.manual_seed(seed)
+    a, b = nn.Linear(2, width), nn.Linear(width, 1)
+    o1 = torch.optim.Adam([{"params": list(a.parameters())}, {"params": list(b.parameters())}], lr=0.1)
+    o2 = torch.optim.SGD(b.parameters(), lr=0.1)
+    return {"a": a, "b": b}, {"o1": o1, "o2": o2}, {"s": torch.optim.lr_scheduler.StepLR(o1, 2)}
+
+
+def _mismatch(models, opts, scheds, a, b):
+    return {
+        "model loop goes on": (
+            {"new": nn.Linear(1, 1), "a": nn.Linear(2, 4)}, None, None,
+            ["the checkpoint has no model named 'new' (it has ['a', 'b'])",
+             "model 'a' tensor 'weight' has shape [3, 2] in the checkpoint but [4, 2] now",
+             "model 'a' tensor 'bias' has shape [3] in the checkpoint but [4] now"]),
+        "a tensor less": (
+            {"a": nn.Linear(2, 3, bias=False)}, None, None,
+            ["model 'a' does not match: the checkpoint lacks [] and has ['bias'] that the model lacks"]),
+        "optimizer loop goes on": (
+            models, {"new": torch.optim.SGD(a.parameters(), lr=0.1), "o1": torch.optim.SGD(a.parameters(), lr=0.1)},
+            None,
+            ["the checkpoint has no optimizer named 'new' (it has ['o1', 'o2'])",
+             "optimizer 'o1' is torch.optim.adam.Adam in the checkpoint but torch.optim.sgd.SGD now"]),
+        "two other classes": (
+            models, {"o1": torch.optim.SGD(a.parameters(), lr=0.1), "o2": torch.optim.Adam(b.parameters())}, None,
+            ["optimizer 'o1' is torch.optim.adam.Adam in the checkpoint but torch.optim.sgd.SGD now",
+             "optimizer 'o2' is torch.optim.sgd.SGD in the checkpoint but torch.optim.adam.Adam now"]),
+        "two group counts": (
+            models, {"o1": torch.optim.Adam([*a.parameters(), *b.parameters()]),
+                     "o2": torch.optim.SGD([{"params": [b.weight]}, {"params": [b.bias]}], lr=0.1)}, None,
+            ["optimizer 'o1' has 2 param groups in the checkpoint but 1 now",
+             "optimizer 'o2' has 1 param groups in the checkpoint but 2 now"]),
+        "two group sizes": (
+            models, {"o1": torch.optim.Adam([{"params": [a.weight]}, {"params": [b.weight]}])}, None,
+            ["optimizer 'o1' param group 0 has 2 parameters in the checkpoint but 1 now",
+             "optimizer 'o1' param group 1 has 2 parameters in the checkpoint but 1 now"]),
+        "two groups in another order": (
+            models, {"o1": torch.optim.Adam([{"params": [a.bias, a.weight]}, {"params": [b.bias, b.weight]}])},
+            None,
+            ["optimizer 'o1' param group 0 parameter 0 has shape [3, 2] in the checkpoint but [3] now (another "
+             "model, or another order)",
+             "optimizer 'o1' param group 1 parameter 0 has shape [1, 3] in the checkpoint but [1] now (another "
+             "model, or another order)"]),
+        "another scheduler": (
+            models, opts, {"s": torch.optim.lr_scheduler.ExponentialLR(opts["o1"], 0.9)},
+            ["scheduler 's' is torch.optim.lr_scheduler.StepLR in the checkpoint but "
+             "torch.optim.lr_scheduler.ExponentialLR now"]),
+    }
+
+
+MISMATCH = ["model loop goes on", "a tensor less", "optimizer loop goes on", "two other classes", "two group counts",
+            "two group sizes", "two groups in another order", "another scheduler"]
+
+
+@pytest.mark.parametrize("case", MISMATCH)
+def test_every_structural_difference_is_listed(tmp_path, case):
+    models, opts, scheds = _two_of_each()
+    folder = ck.save_training_state(tmp_path, 0, models, opts, scheds)
+    new_models, new_opts, new_scheds = _two_of_each(seed=1)
+    now_models, now_opts, now_scheds, lines = _mismatch(new_models, new_opts, new_scheds, new_models["a"],
+                                                        new_models["b"])[case]
+    for m in now_models.values():
+        nn.init.constant_(m.weight, 0.5)
+    listed = "\n  - ".join(lines)
+    with _exactly(ValueError, f"checkpoint {folder} does not match this run, so nothing was loaded:\n  - {listed}\n"
+                              "Resuming needs the same models and optimizers; to start a new run, use another "
+                              f"ckpt_dir or delete {tmp_path}."):
+        ck.load_training_state(folder, now_models, now_opts, now_scheds)
+    assert all(bool((m.weight == 0.5).all()) for m in now_models.values())
+
+
+def test_keys_on_one_side_only_and_settings_are_compared(tmp_path):
+    models, opts, scheds = _two_of_each()
+    folder = ck.save_training_state(tmp_path, 0, models, opts, scheds, settings={"grad_clip": 1.0, "old": 2})
+
+    def edit(s):
+        hp = s["spec"]["optimizers"]["o1"]["groups"][0]["hparams"]
+        del hp["weight_decay"]
+        hp["foo"] = 1
+        return s
+
+    torch.save(edit(torch.load(folder / ck.STATE_FILE, weights_only=True)), folder / ck.STATE_FILE)
+    new = _two_of_each(seed=1)
+    lines = ["optimizers['o1'] param group 0 'foo': 1 in the checkpoint, '<absent>' now",
+             "optimizers['o1'] param group 0 'weight_decay': '<absent>' in the checkpoint, 0 now",
+             "setting 'amp': '<absent>' in the checkpoint, False now",
+             "setting 'old': 2 in the checkpoint, '<absent>' now"]
+    listed = "\n  - ".join(lines)
+    with _exactly(ValueError, f"checkpoint {folder} was saved with other settings than this run, so nothing was "
+                              f"loaded:\n  - {listed}\nTo resume from it with the new values on purpose, pass "
+                              "on_config_change='use_new' (in train: TrainConfig(on_config_change='use_new')); to "
+                              "keep the checkpoint's values, pass the same values as before."):
+        ck.load_training_state(folder, *new, settings={"grad_clip": 1.0, "amp": False})
+    same = _two_of_each(seed=1)
+    info = ck.load_training_state(folder, *same, settings={"grad_clip": 1.0, "old": 2},
+                                  on_config_change="use_new")
+    assert info["changed"] == lines[:2]
+    assert same[1]["o1"].param_groups[0]["weight_decay"] == 0
+
+
+@pytest.mark.parametrize("old, new", [(0.1, 0.3), (0.3, 0.7), (0.7, 0.1)])
+def test_use_new_lr_without_a_scheduler_is_exactly_the_new_value(tmp_path, old, new):
+    model = nn.Linear(2, 1)
+    folder = ck.save_training_state(tmp_path, 0, {"m": model}, {"o": torch.optim.SGD(model.parameters(), lr=old)})
+    opt = torch.optim.SGD(model.parameters(), lr=new)
+    ck.load_training_state(folder, {"m": model}, {"o": opt}, on_config_change="use_new")
+    assert opt.param_groups[0]["lr"] == new
+
+
+@pytest.mark.parametrize("old, new, scheduled", [(1.0, 0.5, 0.125), (0.0, 0.1, 0.1)])
+def test_use_new_lr_from_a_unit_or_zero_initial_lr(tmp_path, old, new, scheduled):
+    """A scheduled lr is rescaled by new/old; from an initial lr of 0 there is no scale, the new lr is used."""
+    model = nn.Linear(2, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=old)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+    for _ in range(2):
+        opt.step()
+        sched.step()
+    folder = ck.save_training_state(tmp_path, 1, {"m": model}, {"o": opt}, {"s": sched})
+    opt = torch.optim.SGD(model.parameters(), lr=new)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+    ck.load_training_state(folder, {"m": model}, {"o": opt}, {"s": sched}, on_config_change="use_new")
+    assert opt.param_groups[0]["lr"] == pytest.approx(scheduled)
+    assert opt.param_groups[0]["initial_lr"] == new and sched.base_lrs == [new]
+
+
+def test_use_new_tensor_lr_with_a_scheduler(tmp_path):
+    model = nn.Linear(2, 1)
+
+    def make(lr):
+        opt = torch.optim.Adam(model.parameters(), lr=torch.tensor(lr))
+        return opt, torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+
+    opt, sched = make(0.02)
+    for _ in range(2):
+        opt.step()
+        sched.step()
+    cur, old = opt.param_groups[0]["lr"].item(), opt.param_groups[0]["initial_lr"].item()
+    folder = ck.save_training_state(tmp_path, 1, {"m": model}, {"o": opt}, {"s": sched})
+    opt, sched = make(0.123)
+    new = opt.param_groups[0]["lr"].item()
+    ck.load_training_state(folder, {"m": model}, {"o": opt}, {"s": sched}, on_config_change="use_new")
+    g = opt.param_groups[0]
+    # current x new / old in double precision, rounded once into the float32 lr tensor
+    assert isinstance(g["lr"], torch.Tensor) and g["lr"].dtype == torch.float32
+    assert g["lr"].item() == torch.tensor(cur * new / old, dtype=torch.float32).item()
+    assert g["lr"].item() == pytest.approx(0.005 * 0.123 / 0.02)
+    assert float(g["initial_lr"]) == pytest.approx(0.123)
+
+
+class _NoOptimizer:
+    """A scheduler-like object without an optimizer (only state_dict/load_state_dict are required)."""
+
+    def state_dict(self):
+        return {}
+
+    def load_state_dict(self, sd):
+        pass
+
+
+class _Chain:
+    """A custom scheduler with base_lrs and sub-schedulers, over an optimizer without initial_lr."""
+
+    def __init__(self, opt, subs):
+        self.optimizer, self._schedulers = opt, subs
+        self.base_lrs = [g["lr"] for g in opt.param_groups]
+
+    def state_dict(self):
+        return {"base_lrs": list(self.base_lrs), "subs": [s.state_dict() for s in self._schedulers]}
+
+    def load_state_dict(self, sd):
+        self.base_lrs = list(sd["base_lrs"])
+        for s, d in zip(self._schedulers, sd["subs"], strict=True):
+            s.load_state_dict(d)
+
+
+def test_use_new_lr_reaches_custom_schedulers(tmp_path):
+    model = nn.Linear(1, 1)
+
+    def make(lr):
+        opt = torch.optim.SGD(model.parameters(), lr=lr)
+        return opt, {"c": _Chain(opt, [_NoOptimizer(), _Chain(opt, [])]), "plain": _NoOptimizer()}
+
+    opt, scheds = make(0.1)
+    folder = ck.save_training_state(tmp_path, 0, {"m": model}, {"o": opt}, scheds)
+    opt, scheds = make(0.02)
+    ck.load_training_state(folder, {"m": model}, {"o": opt}, scheds, on_config_change="use_new")
+    assert opt.param_groups[0]["lr"] == 0.02
+    assert scheds["c"].base_lrs == [0.02] and scheds["c"]._schedulers[1].base_lrs == [0.02]

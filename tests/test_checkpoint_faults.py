@@ -681,3 +681,153 @@ def test_save_and_load_name_bad_objects(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"no checkpoint folder at"):
         ck.load_training_state(tmp_path / "nope", {"m": model})
     assert not tmp_path.exists() or os.listdir(tmp_path) == []
+
+
+# --- exact messages for damaged state files, and filesystem faults around the folder -------------
+
+def _small_checkpoint(root):
+    torch.manual_seed(0)
+    model = nn.Linear(3, 4)
+    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    model(torch.ones(2, 3)).sum().backward()
+    opt.step()
+    return ck.save_training_state(root, 1, {"m": model}, {"o": opt})
+
+
+def _fresh_small():
+    torch.manual_seed(5)
+    model = nn.Linear(3, 4)
+    return {"m": model}, {"o": torch.optim.Adam(model.parameters(), lr=0.01)}
+
+
+READ_STATE = {
+    "no rng": (lambda s: {k: v for k, v in s.items() if k != "rng"},
+               "{p} lacks ['rng']; it was not written by save_training_state (of this version) or is damaged"),
+    "step True": (lambda s: {**s, "step": True}, "{p}: 'step' must be an int >= 0, got True"),
+    "step str": (lambda s: {**s, "step": "3"}, "{p}: 'step' must be an int >= 0, got '3'"),
+    "extra list": (lambda s: {**s, "extra": [1]}, "{p}: 'extra' must be a dict, got list"),
+    "optimizers None": (lambda s: {**s, "optimizers": None}, "{p}: 'optimizers' must be a dict, got NoneType"),
+    "spec lacks settings": (lambda s: {**s, "spec": {k: v for k, v in s["spec"].items() if k != "settings"}},
+                            "{p}: 'spec' is damaged (needs dicts 'models', 'optimizers', 'schedulers', "
+                            "'settings')"),
+    "1-d state shape": (lambda s: _nested_set(s, ["optimizers", "o", "state", 1, "exp_avg"], torch.zeros(7)),
+                        "{p}, optimizer 'o': 'exp_avg' of parameter 1 has shape [7], the parameter [4]"),
+}
+
+
+@pytest.mark.parametrize("case", list(READ_STATE))
+def test_damaged_state_messages_are_exact(tmp_path, case):
+    edit, message = READ_STATE[case]
+    folder = _small_checkpoint(tmp_path)
+    _edit_state(folder, edit)
+    models, opts = _fresh_small()
+    before = _frozen({"models": models, "optimizers": opts["o"], "schedulers": None})
+    with pytest.raises(ValueError) as err:
+        ck.load_training_state(folder, models, opts)
+    assert str(err.value) == "state file " + message.format(p=folder / ck.STATE_FILE)
+    _assert_untouched({"models": models, "optimizers": opts["o"], "schedulers": None}, before)
+
+
+def test_weights_with_an_unexpected_tensor_are_refused(tmp_path):
+    folder = _small_checkpoint(tmp_path)
+    weights = ck.load_file(str(folder / ck.WEIGHTS_FILE))
+    ck.save_file({**weights, "m.scale": torch.ones(1)}, str(folder / ck.WEIGHTS_FILE))
+    models, opts = _fresh_small()
+    with pytest.raises(ValueError) as err:
+        ck.load_training_state(folder, models, opts)
+    assert str(err.value) == (f"checkpoint {folder} does not match model 'm': weights.safetensors lacks [] and has "
+                              "unexpected ['scale']")
+
+
+def test_nonfinite_message_is_exact(tmp_path):
+    model = nn.Linear(2, 1)
+    with torch.no_grad():
+        model.bias.fill_(math.nan)
+    with pytest.raises(ValueError) as err:
+        ck.save_training_state(tmp_path, 0, {"net": model})
+    assert str(err.value) == (f"model 'net' parameter 'bias' holds NaN/inf values; refusing to save it to {tmp_path}, "
+                              "since a checkpoint with such weights could never be a good restart point")
+
+
+def test_atomic_write_creates_folders_and_names_its_temporary_file_as_a_leftover(tmp_path):
+    target = tmp_path / "a" / "b" / "x.pt"
+    seen = []
+
+    def write(tmp):
+        seen.append(tmp)
+        tmp.write_bytes(b"data")
+
+    ck.atomic_write(target, write)
+    assert target.read_bytes() == b"data"
+    (tmp_path_used,) = seen
+    assert tmp_path_used.parent == target.parent
+    assert tmp_path_used.name.startswith(".x.pt.") and tmp_path_used.name.endswith(".tmp")
+    assert sorted(p.name for p in target.parent.iterdir()) == ["x.pt"]
+
+
+def test_a_half_written_checkpoint_lies_where_remove_leftovers_finds_it(tmp_path, monkeypatch):
+    seen = []
+    real = ck.save_file
+
+    def spy(tensors, path):
+        seen.append(pathlib.Path(path))
+        return real(tensors, path)
+
+    monkeypatch.setattr(ck, "save_file", spy)
+    ck.save_training_state(tmp_path, 4, {"m": nn.Linear(1, 1)})
+    (weights,) = seen
+    assert weights.parent.parent == tmp_path and weights.parent.name.startswith(".step_00000004.")
+
+
+def test_full_disk_when_creating_the_checkpoint_folder(tmp_path, monkeypatch):
+    ck.save_training_state(tmp_path, 1, {"m": nn.Linear(1, 1)})
+    monkeypatch.setattr(ck.tempfile, "mkdtemp", _no_space)
+    with pytest.raises(OSError) as err:
+        ck.save_training_state(tmp_path, 2, {"m": nn.Linear(1, 1)})
+    assert err.value.errno == errno.ENOSPC
+    assert str(err.value) == (f"[Errno 28] cannot write checkpoint {tmp_path / 'step_00000002'}: No space left on "
+                              "device (the disk is full: free some space or choose another folder)")
+    monkeypatch.undo()
+    assert ck.latest_checkpoint(tmp_path).name == "step_00000001"
+
+
+def _stuck_rmdir(monkeypatch):
+    """Folders under a step_* or .step_* name cannot be removed (a busy mount, a file held open elsewhere)."""
+    real = os.rmdir
+
+    def rmdir(path, *args, **kwargs):
+        if "step_" in os.fspath(path):
+            raise OSError(errno.EBUSY, "Device or resource busy")
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "rmdir", rmdir)
+
+
+def test_cleanup_that_cannot_remove_a_folder_does_not_stop_the_run(tmp_path, monkeypatch):
+    model = nn.Linear(1, 1)
+    for step in (1, 2, 9):
+        ck.save_training_state(tmp_path, step, {"m": model}, keep_last=5)
+    (tmp_path / "LATEST").write_text("step_00000002\n")  # 9 came after LATEST: a later save removes it
+    (tmp_path / ".step_00000005.abc").mkdir()
+    _stuck_rmdir(monkeypatch)
+    folder = ck.save_training_state(tmp_path, 3, {"m": model}, keep_last=1)
+    assert ck.latest_checkpoint(tmp_path) == folder
+    monkeypatch.setattr(ck, "save_file", _no_space)
+    with pytest.raises(OSError, match=re.escape(f"cannot write checkpoint {tmp_path / 'step_00000004'}: No space")):
+        ck.save_training_state(tmp_path, 4, {"m": model})  # the stuck temporary folder does not hide the cause
+    monkeypatch.undo()
+    assert ck.latest_checkpoint(tmp_path) == folder
+
+
+def test_a_leftover_that_vanishes_meanwhile_is_fine(tmp_path, monkeypatch):
+    (tmp_path / ".LATEST.x.tmp").write_text("")
+    real = os.unlink
+
+    def unlink(path, *args, **kwargs):
+        if os.fspath(path).endswith(".tmp"):
+            real(path, *args, **kwargs)  # another process removed it first
+            raise FileNotFoundError(errno.ENOENT, "No such file or directory")
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "unlink", unlink)
+    assert ck.remove_leftovers(tmp_path) == [".LATEST.x.tmp"]
