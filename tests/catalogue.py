@@ -74,7 +74,9 @@ def catalogue_tests(catalogues, symptom_students):
         _, _, wrong, right = catalogues[exercise]
         kinds = {p.values[2] for p in wrong}
         assert REQUIRED <= kinds, f"missing classes {REQUIRED - kinds}"
-        assert len(wrong) >= 5 and len(right) >= 2
+        assert len(wrong) >= 5
+        styles = {p.id for p in right} - {"reference"}
+        assert len(styles) >= 2, "need two correct answers besides the reference"
 
     @exercises
     def test_hint_words_are_not_in_labels_or_generic_messages(exercise):
@@ -137,3 +139,15 @@ def assert_same_cases(check, snapshot):
                 assert a[6:] == pytest.approx(b[6:], rel=1e-9, abs=1e-12), (g[0], a, b)
             else:
                 assert type(a) is type(b) and a == b, (g[0], a, b)
+
+
+def case_snapshot_test(checks_module, snapshot):
+    """The snapshot test for a family of checks: ``snapshot`` maps each check's name in ``checks_module`` to
+    its fingerprints. A changed value, seed, shape, label or note shows here; when a change is intended,
+    print ``[fingerprint(c) for c in CHECK.case_list()]`` and update the table."""
+
+    @pytest.mark.parametrize("name", sorted(snapshot))
+    def test_the_cases_are_the_ones_students_see(name):
+        assert_same_cases(getattr(checks_module, name), snapshot[name])
+
+    return test_the_cases_are_the_ones_students_see

@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from catalogue import assert_rejected, assert_same_cases, catalogue_tests
+from catalogue import assert_rejected, case_snapshot_test, catalogue_tests
 from scipy.spatial.distance import jensenshannon
 from torch.distributions import Categorical, Normal, kl_divergence
 
@@ -425,16 +425,7 @@ CASE_SNAPSHOT = {'DISCRETE_KL_CHECK': [('3 outcomes, no zeros', '', (),
                             0.044776119367679036, 0.036776119884069994),
                            ((8, 1000), 'torch.float32', 0, 0, 0, 2005, 7.999999986683125, 31995.111682151033,
                             0.02895564212064581, 0.020955642147279557)))]}
-CHECKS_BY_NAME = {name: getattr(checks_divergences, name) for name in CASE_SNAPSHOT}
-
-
-# ----------------------------------------------------------------------------- the cases a student sees
-
-@pytest.mark.parametrize("name", sorted(CASE_SNAPSHOT))
-def test_the_cases_are_the_ones_students_see(name):
-    """A snapshot of the case catalogue: a changed value, seed, shape, label or note shows here. When a
-    change is intended, print [fingerprint(c) for c in CHECK.case_list()] and update the table."""
-    assert_same_cases(CHECKS_BY_NAME[name], CASE_SNAPSHOT[name])
+test_the_cases_are_the_ones_students_see = case_snapshot_test(checks_divergences, CASE_SNAPSHOT)
 
 
 # ----------------------------------------------------------------------------- the planted wrong answers

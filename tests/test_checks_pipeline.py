@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from catalogue import assert_rejected, assert_same_cases, catalogue_tests
+from catalogue import assert_rejected, case_snapshot_test, catalogue_tests
 
 import aigc_course.checks.pipeline as checks_pipeline
 from aigc_course import ngram as ref
@@ -523,16 +523,7 @@ CASE_SNAPSHOT = {'ADAPTED_PROBS_CHECK': [('N = [6, 0, 2, 0], q = [.1 .2 .3 .4], 
                     (((1, 4), 'torch.float64', 0, 0, 0, 1, 999.0, -2.0, 2998001.0, 2748500.75), 1.0)),
                    ('logits [2, 1, 0, -1], tiny T = 0.001', '', (),
                     (((4,), 'torch.float64', 0, 0, 0, 1, 2.0, 0.0, 6.0, 5.0), 0.001))]}
-CHECKS_BY_NAME = {name: getattr(checks_pipeline, name) for name in CASE_SNAPSHOT}
-
-
-# ----------------------------------------------------------------------------- the cases a student sees
-
-@pytest.mark.parametrize("name", sorted(CASE_SNAPSHOT))
-def test_the_cases_are_the_ones_students_see(name):
-    """A snapshot of the case catalogue: a changed value, seed, shape, label or note shows here. When a
-    change is intended, print [fingerprint(c) for c in CHECK.case_list()] and update the table."""
-    assert_same_cases(CHECKS_BY_NAME[name], CASE_SNAPSHOT[name])
+test_the_cases_are_the_ones_students_see = case_snapshot_test(checks_pipeline, CASE_SNAPSHOT)
 
 
 # ----------------------------------------------------------------------------- the planted wrong answers
