@@ -533,3 +533,27 @@ def test_render_traceback_lists_every_frame_of_the_students_code():
     with pytest.raises(CheckFailed) as exc:
         MEAN.run(noted)
     assert exc.value._render_traceback_()[-2:] == ["ValueError: bad X  ", "a note"]
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"reference": 3}, TypeError, "Check 'x': reference must be callable, got int"),
+    ({"atol": -1.0}, ValueError, "Check 'x': atol must be a finite number >= 0, got -1.0"),
+    ({"rtol": math.nan}, ValueError, "Check 'x': rtol must be a finite number >= 0, got nan"),
+    ({"atol": True}, ValueError, "Check 'x': atol must be a finite number >= 0, got True"),
+])
+def test_a_check_refuses_bad_settings(kwargs, error, message):
+    with pytest.raises(error) as exc:
+        Check(**{"name": "x", "reference": abs, "cases": [], **kwargs})
+    assert str(exc.value) == message
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"mistakes": ["a hint"]}, TypeError, "check_value 'v': mistakes must be (hint, wrong_value) pairs, got 'a hint'"),
+    ({"mistakes": [(1.0, "hint")]}, TypeError,
+     "check_value 'v': mistakes must be (hint, wrong_value) pairs, got (1.0, 'hint')"),
+    ({"rtol": -1e-3}, ValueError, "check_value 'v': rtol must be a finite number >= 0, got -0.001"),
+])
+def test_check_value_refuses_bad_settings(kwargs, error, message):
+    with pytest.raises(error) as exc:
+        check_value("v", 1.0, 1.0, **kwargs)
+    assert str(exc.value) == message

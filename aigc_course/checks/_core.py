@@ -379,6 +379,12 @@ def _internal(check: str, what: str, fn: Callable[[], Any]) -> Any:
                            f"aigc_course, not in your answer: {type(e).__name__}: {e}") from e
 
 
+def _check_tolerances(owner: str, atol: object, rtol: object) -> None:
+    for arg, v in (("atol", atol), ("rtol", rtol)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < math.inf:
+            raise ValueError(f"{owner}: {arg} must be a finite number >= 0, got {v!r}")
+
+
 @dataclass(frozen=True)
 class Check:
     """A self-check: ``reference`` is the right answer, ``cases`` the inputs (or a function that builds them
@@ -394,6 +400,11 @@ class Check:
     arg_names: Sequence[str] = ()
     atol: float = 1e-6
     rtol: float = 1e-5
+
+    def __post_init__(self) -> None:
+        if not callable(self.reference):
+            raise TypeError(f"Check {self.name!r}: reference must be callable, got {type(self.reference).__name__}")
+        _check_tolerances(f"Check {self.name!r}", self.atol, self.rtol)
 
     def fail(self, text: str, case: Case | None = None, where: str = "",
              student_error: BaseException | None = None) -> CheckFailed:
@@ -542,6 +553,11 @@ def check_value(
     rtol: float = 1e-5,
 ) -> None:
     """Compare one computed value with the expected one; ``mistakes`` are ``(hint, wrong_value)`` pairs."""
+    _check_tolerances(f"check_value {name!r}", atol, rtol)
+    mistakes = list(mistakes)
+    for m in mistakes:
+        if not (isinstance(m, tuple) and len(m) == 2 and isinstance(m[0], str)):
+            raise TypeError(f"check_value {name!r}: mistakes must be (hint, wrong_value) pairs, got {m!r}")
     if values_close(actual, expected, atol=atol, rtol=rtol):
         _report_pass(name, 1, max_abs_diff(actual, expected) if _lenient_parts(expected) else 0.0)
         return
