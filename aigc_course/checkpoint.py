@@ -98,18 +98,31 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
     return path
 
 
+def _tied_names(module: nn.Module) -> set[str]:
+    """Names of state_dict entries that share storage with an earlier entry."""
+    seen: set[tuple] = set()
+    tied: set[str] = set()
+    for name, t in module.state_dict().items():
+        if not t.numel():
+            continue
+        key = (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape))
+        if key in seen:
+            tied.add(name)
+        seen.add(key)
+    return tied
+
+
 def _unique_state_dict(module: nn.Module) -> dict[str, torch.Tensor]:
     """state_dict with tied (shared-storage) tensors stored once; safetensors refuses shared tensors."""
-    out: dict[str, torch.Tensor] = {}
-    seen: dict[tuple[int, int, tuple], str] = {}
-    for name, t in module.state_dict().items():
-        key = (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape)) if t.numel() else None
-        if key is not None and key in seen:
-            continue
-        if key is not None:
-            seen[key] = name
-        out[name] = t.detach().cpu().contiguous()
-    return out
+    tied = _tied_names(module)
+    return {name: t.detach().cpu().contiguous() for name, t in module.state_dict().items() if name not in tied}
+
+
+def _key_mismatch(module: nn.Module, tensors: Mapping[str, torch.Tensor]) -> tuple[list[str], list[str]]:
+    """(state_dict names absent from ``tensors``, tied ones excepted; names in ``tensors`` the module lacks)."""
+    own = module.state_dict()
+    tied = _tied_names(module)
+    return [k for k in own if k not in tensors and k not in tied], [k for k in tensors if k not in own]
 
 
 def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
@@ -151,29 +164,12 @@ def load_weights(module: nn.Module, path: str | os.PathLike, strict: bool = True
     tensors = _read_safetensors(path)
     _check_shapes(module, tensors, f"weights in {path} do not match the module")
     if strict:
-        own = module.state_dict()
-        tied = _tied_names(module)
-        missing = [k for k in own if k not in tensors and k not in tied]
-        unexpected = [k for k in tensors if k not in own]
+        missing, unexpected = _key_mismatch(module, tensors)
         if missing or unexpected:
             raise ValueError(f"weights in {path} do not match the module: missing {missing}, "
                              f"unexpected {unexpected}")
     module.load_state_dict(tensors, strict=False)
     return module
-
-
-def _tied_names(module: nn.Module) -> set[str]:
-    """Names of state_dict entries that share storage with an earlier entry."""
-    seen: set[tuple] = set()
-    tied: set[str] = set()
-    for name, t in module.state_dict().items():
-        if not t.numel():
-            continue
-        key = (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape))
-        if key in seen:
-            tied.add(name)
-        seen.add(key)
-    return tied
 
 
 # --- what torch.load(weights_only=True) reads back -------------------------------------------------
@@ -787,10 +783,7 @@ def load_training_state(
     for m, mod in models.items():
         prefix = f"{m}."
         own = {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}
-        sd = mod.state_dict()
-        tied = _tied_names(mod)
-        missing = [k for k in sd if k not in own and k not in tied]
-        unexpected = [k for k in own if k not in sd]
+        missing, unexpected = _key_mismatch(mod, own)
         if missing or unexpected:
             raise ValueError(f"checkpoint {folder} does not match model {m!r}: {WEIGHTS_FILE} lacks {missing}"
                              f" and has unexpected {unexpected}")

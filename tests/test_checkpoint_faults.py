@@ -86,6 +86,16 @@ def _assert_untouched(objs, before):
     assert torch.equal(after["rng"], before["rng"])
 
 
+def _refused_resume(ckpt, match, **changes):
+    """Resume a run built with ``changes``: it must raise ValueError matching ``match`` and change nothing."""
+    objs, run = _run(ckpt, **changes)
+    before = _frozen(objs)
+    with pytest.raises(ValueError, match=match) as err:
+        run()
+    _assert_untouched(objs, before)
+    return str(err.value)
+
+
 # --- resume with a changed config ----------------------------------------------------------------
 
 STRUCTURAL = {
@@ -112,14 +122,9 @@ def test_resume_refuses_another_architecture_and_changes_nothing(tmp_path, case)
     run()
     folder = ck.latest_checkpoint(tmp_path)
     for mode in ("error", "use_new"):  # no option makes a different architecture loadable
-        objs, run = _run(tmp_path, steps=9, seed=5, on_config_change=mode, **change)
-        before = _frozen(objs)
-        with pytest.raises(ValueError, match=message) as err:
-            run()
-        text = str(err.value)
+        text = _refused_resume(tmp_path, message, steps=9, seed=5, on_config_change=mode, **change)
         assert text.startswith(f"checkpoint {folder} does not match this run, so nothing was loaded")
         assert f"use another ckpt_dir or delete {tmp_path}" in text
-        _assert_untouched(objs, before)
     assert ck.latest_checkpoint(tmp_path) == folder  # nothing was written either
 
 
@@ -177,11 +182,7 @@ def test_changed_hyperparameter_is_refused_or_applied_on_purpose(case, data):
 def test_changed_train_setting_is_refused_unless_use_new(tmp_path, change, line):
     _, run = _run(tmp_path)
     run()
-    objs, run = _run(tmp_path, steps=8, seed=3, **change)
-    before = _frozen(objs)
-    with pytest.raises(ValueError, match=re.escape(line)):
-        run()
-    _assert_untouched(objs, before)
+    _refused_resume(tmp_path, re.escape(line), steps=8, seed=3, **change)
     objs, run = _run(tmp_path, steps=8, seed=3, on_config_change="use_new", **change)
     assert len(run()) == 8
 
@@ -298,11 +299,7 @@ def test_damaged_checkpoint_is_refused_naming_the_file(tmp_path, case):
     damage(folder)
     message = message.format(state=re.escape(str(folder / "state.pt")), folder=re.escape(str(folder)),
                              weights=re.escape(str(folder / ck.WEIGHTS_FILE)))
-    objs, run = _run(tmp_path, steps=9, seed=4)
-    before = _frozen(objs)
-    with pytest.raises(ValueError, match=message):
-        run()
-    _assert_untouched(objs, before)
+    _refused_resume(tmp_path, message, steps=9, seed=4)
 
 
 @pytest.mark.parametrize("content", [b"../x", b"/etc", b"step_1", b"step_0000000x", b"./step_00000005",
@@ -311,12 +308,8 @@ def test_resume_refuses_a_bad_latest_and_changes_nothing(tmp_path, content):
     _, run = _run(tmp_path)
     run()
     (tmp_path / "LATEST").write_bytes(content)
-    objs, run = _run(tmp_path, steps=9, seed=4)
-    before = _frozen(objs)
-    with pytest.raises(ValueError, match=re.escape(f"{tmp_path / 'LATEST'} must hold the name of a checkpoint "
-                                                   f"folder in {tmp_path} such as 'step_00000100', but holds")):
-        run()
-    _assert_untouched(objs, before)
+    _refused_resume(tmp_path, re.escape(f"{tmp_path / 'LATEST'} must hold the name of a checkpoint folder in "
+                                        f"{tmp_path} such as 'step_00000100', but holds"), steps=9, seed=4)
 
 
 @HYP
