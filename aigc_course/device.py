@@ -59,15 +59,21 @@ def get_device(prefer: str | torch.device | None = None) -> torch.device:
     return dev
 
 
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch (all devices) so CPU runs repeat exactly."""
+def check_seed(seed: object) -> int:
+    """``seed`` as a Python int in [0, 2**32) (the range NumPy accepts); bool and other types refused."""
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise TypeError(f"seed must be an int, got {type(seed).__name__}")
     if not 0 <= int(seed) < 2**32:
         raise ValueError(f"seed must be in [0, 2**32), got {seed}")
-    random.seed(int(seed))
-    np.random.seed(int(seed))
-    torch.manual_seed(int(seed))  # also seeds every CUDA device
+    return int(seed)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (all devices) so CPU runs repeat exactly."""
+    seed = check_seed(seed)
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # also seeds every CUDA device
 
 
 def autocast(device: torch.device | str, enabled: bool | None = None) -> contextlib.AbstractContextManager:

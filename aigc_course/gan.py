@@ -22,6 +22,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .divergences import _check_finite, _check_generator
+
 __all__ = [
     "discriminator_loss", "generator_loss", "critic_loss", "wasserstein_generator_loss",
     "clip_weights", "gradient_penalty",
@@ -39,11 +41,6 @@ def _float_tensor(name: str, x: object) -> torch.Tensor:
     if not x.is_floating_point():
         raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
     return x
-
-
-def _check_finite(name: str, x: torch.Tensor) -> None:
-    if not torch.isfinite(x).all():
-        raise ValueError(f"{name} must be finite, got NaN or inf")
 
 
 def _batch_values(name: str, x: object) -> torch.Tensor:
@@ -150,9 +147,8 @@ def gradient_penalty(
         raise ValueError("real must be a non-empty batch, got batch size 0")
     _check_finite("real", real)
     _check_finite("fake", fake)
+    _check_generator(generator)
     if generator is not None:
-        if not isinstance(generator, torch.Generator):
-            raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
         if generator.device.type != real.device.type:
             raise ValueError(f"generator must be on real's device type ({real.device.type}), "
                              f"got {generator.device.type}")

@@ -29,7 +29,7 @@ from collections.abc import Sequence
 
 import torch
 
-from .divergences import _broadcast, _check_probs, _real_tensor
+from .divergences import _broadcast, _check_generator, _check_probs, _real_tensor
 
 __all__ = [
     "CharNGramModel",
@@ -70,6 +70,11 @@ def _check_nonneg_number(x: object, name: str, allow_inf: bool = False) -> float
         bound = "a number >= 0 (inf allowed)" if allow_inf else "a finite number >= 0"
         raise ValueError(f"{name} must be {bound}, got {x}")
     return x
+
+
+def _check_int_dtype(name: str, ids: torch.Tensor) -> None:
+    if ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
+        raise TypeError(f"{name} must hold integer token ids, got dtype {ids.dtype}")
 
 
 def _check_counts(counts: object) -> torch.Tensor:
@@ -222,8 +227,7 @@ def context_windows(ids: torch.Tensor, order: int) -> tuple[torch.Tensor, torch.
         raise ValueError(f"order must be an int >= 1, got {order!r}")
     if not isinstance(ids, torch.Tensor):
         raise TypeError(f"ids must be a LongTensor of shape (T,), got {type(ids).__name__}")
-    if ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
-        raise TypeError(f"ids must hold integer token ids, got dtype {ids.dtype}")
+    _check_int_dtype("ids", ids)
     if ids.dim() != 1:
         raise ValueError(f"ids must have shape (T,), got {tuple(ids.shape)}")
     ids = ids.to(torch.long)
@@ -249,8 +253,7 @@ def _as_ids(ids: object, name: str, vocab_size: int, min_len: int) -> torch.Tens
         ids = torch.tensor(ids, dtype=torch.long)
     if not isinstance(ids, torch.Tensor):
         raise TypeError(f"{name} must be a LongTensor of shape (T,), got {type(ids).__name__}")
-    if ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
-        raise TypeError(f"{name} must hold integer token ids, got dtype {ids.dtype}")
+    _check_int_dtype(name, ids)
     if ids.dim() != 1:
         raise ValueError(f"{name} must have shape (T,), got {tuple(ids.shape)}")
     if ids.numel() < min_len:
@@ -389,8 +392,7 @@ class CharNGramModel:
             raise ValueError(f"context_ids must have shape (L,) or (B, L), got {tuple(context.shape)}")
         batched = context.dim() == 2
         rows = context if batched else context[None]
-        if rows.is_floating_point() or rows.is_complex() or rows.dtype == torch.bool:
-            raise TypeError(f"context_ids must hold integer token ids, got dtype {rows.dtype}")
+        _check_int_dtype("context_ids", rows)
         if rows.shape[1] < self.order - 1:
             raise ValueError(f"context_ids must have at least order - 1 = {self.order - 1} ids per row, "
                              f"got {rows.shape[1]}")
@@ -447,8 +449,7 @@ class CharNGramModel:
         if n < 0:
             raise ValueError(f"n must be >= 0, got {n}")
         _check_nonneg_number(temperature, "temperature", allow_inf=True)
-        if generator is not None and not isinstance(generator, torch.Generator):
-            raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+        _check_generator(generator)
         k, V = self.order - 1, self.vocab_size
         if context is None:
             if self.num_contexts == 0 and k > 0:

@@ -74,10 +74,13 @@ def test_seed_everything_repeats_all_rngs():
     device.seed_everything(123)
     b = (random.random(), np.random.rand(), torch.randn(3))
     assert a[:2] == b[:2] and torch.equal(a[2], b[2])
-    with pytest.raises(TypeError, match="seed"):
+    with pytest.raises(TypeError, match="^seed must be an int, got float$"):
         device.seed_everything(1.5)
-    with pytest.raises(ValueError, match="seed"):
+    with pytest.raises(ValueError, match=r"^seed must be in \[0, 2\*\*32\), got -1$"):
         device.seed_everything(-1)
+    with pytest.raises(ValueError, match=r"^seed must be in \[0, 2\*\*32\), got 4294967296$"):
+        device.seed_everything(2**32)
+    device.seed_everything(np.int64(2**32 - 1))  # the top of the range, as a NumPy int
 
 
 def test_autocast_is_noop_on_cpu_by_default():

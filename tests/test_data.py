@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import gzip
 import hashlib
@@ -103,8 +104,10 @@ def test_digits_split_frozen():
     ({"test_fraction": -0.1}, ValueError, "test_fraction"),
     ({"test_fraction": "0.2"}, TypeError, "test_fraction"),
     ({"test_fraction": True}, TypeError, "test_fraction"),
-    ({"seed": -1}, ValueError, "seed"),
-    ({"seed": 1.5}, TypeError, "seed"),
+    ({"seed": -1}, ValueError, r"^seed must be in \[0, 2\*\*32\), got -1$"),
+    ({"seed": 2**32}, ValueError, r"^seed must be in \[0, 2\*\*32\), got 4294967296$"),
+    ({"seed": 1.5}, TypeError, "^seed must be an int, got float$"),
+    ({"seed": True}, TypeError, "^seed must be an int, got bool$"),
 ])
 def test_digits_split_bad_inputs(kwargs, error, match):
     with pytest.raises(error, match=match):
@@ -432,6 +435,20 @@ def test_char_vocab_errors():
 # ----------------------------------------------------------------------------------------------- downloads
 
 
+@contextlib.contextmanager
+def _serving(handler: type[http.server.BaseHTTPRequestHandler]):
+    """Serve ``handler`` on a loopback port in a thread; yields the base URL ``http://127.0.0.1:PORT``."""
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_port}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=5)
+
+
 @pytest.fixture
 def server():
     """A loopback HTTP server: ``files`` maps URL paths to bytes, ``hits`` counts GET requests per path."""
@@ -453,15 +470,8 @@ def server():
         def log_message(self, *args):
             pass
 
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield SimpleNamespace(base=f"http://127.0.0.1:{httpd.server_port}", files=files, hits=hits)
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=5)
+    with _serving(Handler) as base:
+        yield SimpleNamespace(base=base, files=files, hits=hits)
 
 
 def _register(monkeypatch, name: str, payload: bytes) -> data.DatasetEntry:
@@ -659,16 +669,11 @@ class TestDownloadFaults:
             def log_message(self, *args):
                 pass
 
-        httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-        thread.start()
-        try:
-            yield f"http://127.0.0.1:{httpd.server_port}/slow"
-        finally:
-            stop.set()
-            httpd.shutdown()
-            httpd.server_close()
-            thread.join(timeout=5)
+        with _serving(Handler) as base:
+            try:
+                yield f"{base}/slow"
+            finally:
+                stop.set()  # before the server shuts down: a handler still trickling returns at once
 
     def test_a_trickling_server_is_stopped_at_the_deadline(self, trickle, monkeypatch, tmp_path):
         """Each read gets a byte well within 1 s, so only a total deadline can stop this download."""

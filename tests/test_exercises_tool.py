@@ -561,23 +561,16 @@ class TestReading:
         nb = nbformat.reads(render_exercises(path).decode(), as_version=4)
         assert [c.source for c in nb.cells] == [note_text(path.name), stub("1.1")]
 
-    def test_a_cell_without_metadata_is_named(self, tmp_path):
+    @pytest.mark.parametrize(("cell", "key", "reader"), [(1, "metadata", read_solutions),
+                                                         (2, "source", render_exercises)])
+    def test_schema_invalid_cell_is_named(self, tmp_path, cell, key, reader):
         raw = json.loads(nbformat.writes(_nb(new_code_cell(region("x = 1")))))
-        del raw["cells"][1]["metadata"]
+        del raw["cells"][cell][key]
         path = self._file(tmp_path, json.dumps(raw).encode())
         with pytest.raises(ValueError) as info:
-            read_solutions(path)
+            reader(path)
         assert str(info.value) == ("01_x_solutions.ipynb: not a valid Jupyter notebook (nbformat v4 schema): "
-                                   "cell 1: 'metadata' is a required property")
-
-    def test_schema_invalid_file(self, tmp_path):
-        raw = json.loads(nbformat.writes(_nb(new_code_cell(region("x = 1")))))
-        del raw["cells"][2]["source"]
-        path = self._file(tmp_path, json.dumps(raw).encode())
-        with pytest.raises(ValueError) as info:
-            render_exercises(path)
-        assert str(info.value) == ("01_x_solutions.ipynb: not a valid Jupyter notebook (nbformat v4 schema): "
-                                   "cell 2: 'source' is a required property")
+                                   f"cell {cell}: '{key}' is a required property")
 
     def test_unreadable_file_names_the_path(self, tmp_path):
         folder = tmp_path / "01_x_solutions.ipynb"

@@ -9,6 +9,8 @@ from numbers import Real
 import numpy as np
 import torch
 
+from ..device import check_seed
+
 DIGITS_MAX = 16.0  # raw pixel values of the 8x8 digits are integers 0..16
 
 
@@ -77,13 +79,10 @@ def load_digits_split(test_fraction: float = 0.2, seed: int = 0) -> DigitsSplit:
         raise TypeError(f"test_fraction must be a float in (0, 1), got {type(test_fraction).__name__}")
     if not 0.0 < float(test_fraction) < 1.0:
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
-    if not 0 <= int(seed) < 2**32:
-        raise ValueError(f"seed must be in [0, 2**32), got {seed}")
+    seed = check_seed(seed)
 
     images, labels = _raw_digits()
-    rng = np.random.RandomState(int(seed))
+    rng = np.random.RandomState(seed)
     train_idx: list[np.ndarray] = []
     test_idx: list[np.ndarray] = []
     for c in np.unique(labels):
