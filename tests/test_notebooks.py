@@ -168,6 +168,21 @@ def test_readme_lists_every_lesson():
         assert p.name in readme, f"README's lesson table lacks {p.name}"
 
 
+def _lesson_rows(markdown: str) -> dict[str, str]:
+    """{"02": "GAN theory", ...}: the number and title columns of a markdown lesson table."""
+    return {m[1]: m[2].strip() for m in re.finditer(r"^\| (\d\d) \| ([^|]+)\|", markdown, re.MULTILINE)}
+
+
+def test_course_map_in_lesson_00_agrees_with_the_readme():
+    readme = _lesson_rows((ROOT / "README.md").read_text(encoding="utf-8"))
+    welcome = _nb(ROOT / "notebooks" / "00_welcome_aigc_pipeline.ipynb")
+    course_map = _lesson_rows("\n".join(_source(c) for c in welcome["cells"] if c["cell_type"] == "markdown"))
+    assert sorted(course_map) == sorted(readme), "lesson 00's course map and README's table list different lessons"
+    for number, title in readme.items():
+        if not title.startswith("["):  # a lesson still to come: README names it in plain words
+            assert course_map[number].startswith(title), f"lesson {number}: {course_map[number]!r} vs README {title!r}"
+
+
 SELF_CHECKS = [n for n in aigc_course.checks.__all__
                if n.startswith("check_") and n not in ("check_function", "check_value")]
 
