@@ -826,3 +826,19 @@ def test_load_mnist_bad_inputs(monkeypatch, tmp_path):
         data.load_mnist("val")
     with pytest.raises(TypeError, match="fashion"):
         data.load_mnist("train", fashion="yes")
+
+
+def test_first_digits_load_leaves_the_global_rngs_alone():
+    """Importing sklearn.datasets draws from Python's `random`; a lesson seeded before loading must not shift."""
+    import subprocess
+    import sys
+
+    code = ("import random, numpy as np, torch\n"
+            "random.seed(3); np.random.seed(3); torch.manual_seed(3)\n"
+            "states = (random.getstate(), np.random.get_state()[1].tolist(), torch.get_rng_state())\n"
+            "from aigc_course.data.digits import load_digits_split\n"
+            "load_digits_split()\n"
+            "after = (random.getstate(), np.random.get_state()[1].tolist(), torch.get_rng_state())\n"
+            "assert states[0] == after[0] and states[1] == after[1] and torch.equal(states[2], after[2])\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]

@@ -9,7 +9,7 @@ from numbers import Real
 import numpy as np
 import torch
 
-from ..device import check_seed
+from ..device import check_seed, rng_state_kept
 
 DIGITS_MAX = 16.0  # raw pixel values of the 8x8 digits are integers 0..16
 
@@ -61,9 +61,10 @@ def from_symmetric(x: torch.Tensor) -> torch.Tensor:
 
 @functools.lru_cache(maxsize=1)
 def _raw_digits() -> tuple[np.ndarray, np.ndarray]:
-    from sklearn.datasets import load_digits
+    with rng_state_kept():          # importing sklearn.datasets draws from Python's global `random`
+        from sklearn.datasets import load_digits
 
-    bunch = load_digits()
+        bunch = load_digits()
     return bunch.images.astype(np.float32), bunch.target.astype(np.int64)
 
 
