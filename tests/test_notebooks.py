@@ -19,6 +19,7 @@ import torch
 
 import aigc_course
 import aigc_course.checks
+import aigc_course.gan
 import aigc_course.ngram
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -250,9 +251,11 @@ def test_every_check_has_a_planted_mistake_test():
 
 LESSON_00 = ROOT / "notebooks" / "00_welcome_aigc_pipeline.ipynb"
 LESSON_01 = ROOT / "notebooks" / "01_generative_modeling_basics.ipynb"
+LESSON_03 = ROOT / "notebooks" / "03_dcgan_images.ipynb"
 
 
 _SOFTMAX_WITH_TEMPERATURE = aigc_course.ngram.softmax_with_temperature  # the real one, kept before planting
+_INIT_DCGAN_WEIGHTS = aigc_course.gan.init_dcgan_weights
 
 
 def _mle_not_normalised(counts):
@@ -279,6 +282,11 @@ def _js_mixture_not_halved_clamped(p, q):
     return (0.5 * terms.sum(-1)).clamp_min(0.0)
 
 
+def _init_std_read_as_variance(module, std=0.02):
+    """Reads N(0, 0.02) as a variance: weights get std √0.02 ≈ 0.14 instead of 0.02."""
+    return _INIT_DCGAN_WEIGHTS(module, std=std ** 0.5)
+
+
 # lesson, module, function, planted version, the assert (source text) that must catch it
 PLANTED_HELPERS = [
     (LESSON_00, "aigc_course.ngram", "categorical_mle", _mle_not_normalised,
@@ -289,6 +297,8 @@ PLANTED_HELPERS = [
      "torch.allclose(kl_pq, raw_pq"),
     (LESSON_01, "aigc_course.divergences", "js_divergence", _js_mixture_not_halved_clamped,
      "torch.allclose(js_pq, js_sum"),
+    (LESSON_03, "aigc_course.gan", "init_dcgan_weights", _init_std_read_as_variance,
+     "abs(conv_w.std() - 0.02) < 1e-3"),
 ]
 
 

@@ -16,6 +16,8 @@ from ._core import (
     max_abs_diff,
     values_close,
 )
+from .dcgan import *  # noqa: F403
+from .dcgan import __all__ as _dcgan_all
 from .divergences import *  # noqa: F403
 from .divergences import __all__ as _div_all
 from .pipeline import *  # noqa: F403
@@ -23,5 +25,5 @@ from .pipeline import __all__ as _pipe_all
 
 __all__ = [
     "Case", "Check", "CheckFailed", "Mistake", "TensorResult", "TupleResult", "check_function", "check_value",
-    "max_abs_diff", "values_close", *_pipe_all, *_div_all,
+    "max_abs_diff", "values_close", *_pipe_all, *_div_all, *_dcgan_all,
 ]
