@@ -302,6 +302,8 @@ BAD = [
      TypeError, "real must be a floating-point tensor, got dtype torch.int32"),
     (lambda: gradient_penalty(linear_critic(1.0), torch.zeros(2, 3), None), TypeError,
      "fake must be a torch.Tensor, got NoneType"),
+    (lambda: gradient_penalty(linear_critic(1.0), torch.zeros(2, 3), torch.zeros(2, 3, device="meta")), ValueError,
+     "fake must be on the same device as real (cpu), got meta"),
     (lambda: gradient_penalty(linear_critic(1.0), torch.zeros(0, 3), torch.zeros(0, 3)), ValueError,
      "real must be a non-empty batch, got batch size 0"),
     (lambda: gradient_penalty(linear_critic(1.0), torch.zeros(2, 3), torch.full((2, 3), math.nan)), ValueError,

@@ -4,6 +4,7 @@ exact resume, snapshots that leave the RNG alone, and `cuda` training steps (ski
 
 import math
 import re
+import time
 
 import pytest
 import torch
@@ -414,3 +415,359 @@ def test_cuda_mlp_gan_on_ring():
     G, D = MLPGenerator().cuda(), MLPDiscriminator().cuda()
     res = train_gan(G, D, lambda n: RING.sample(n).cuda(), quiet(steps=20, batch_size=64))
     assert generate(G, 10).device.type == "cuda" and len(res.history) == 20
+
+
+# --------------------------------------------------------------------------- exact messages and boundaries
+
+class ConstGenerator(nn.Module):
+    """G(z) = a fixed point for every z (a parameter keeps the optimizer happy); forward takes z only."""
+
+    latent_dim = 2
+
+    def __init__(self, point=(-1.0, 7.0)) -> None:
+        super().__init__()
+        self.b = nn.Parameter(torch.zeros(2))
+        self.register_buffer("point", torch.tensor(point))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.point.expand(z.shape[0], -1) + 0 * self.b
+
+
+class FirstCoordCritic(nn.Module):
+    """D(x) = 3·x[:, 0]: known logits, ‖∇D‖ = 3 everywhere; no num_classes attribute, forward takes x only."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 3 * x[:, 0] + 0 * self.w.sum()
+
+
+class FlatGenerator(nn.Module):
+    latent_dim = 2
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(2, 1)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.lin(z).squeeze(1)                 # (B,): no sample dimensions
+
+
+class NoParamGenerator(nn.Module):
+    latent_dim = 2
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return 2 * z
+
+
+EXACT_BAD = [
+    (lambda: MLPGenerator(latent_dim=0), ValueError, "latent_dim must be >= 1, got 0"),
+    (lambda: MLPGenerator(out_dim=0), ValueError, "out_dim must be >= 1, got 0"),
+    (lambda: MLPDiscriminator(in_dim=0), ValueError, "in_dim must be >= 1, got 0"),
+    (lambda: MLPDiscriminator(hidden=0), ValueError, "hidden must be >= 1, got 0"),
+    (lambda: MLPDiscriminator(depth=0), ValueError, "depth must be >= 1, got 0"),
+    (lambda: DCGANGenerator(channels=0), ValueError, "channels must be >= 1, got 0"),
+    (lambda: DCGANGenerator(width=0), ValueError, "width must be >= 1, got 0"),
+    (lambda: DCGANDiscriminator(channels=0), ValueError, "channels must be >= 1, got 0"),
+    (lambda: DCGANDiscriminator(width=0), ValueError, "width must be >= 1, got 0"),
+    (lambda: latent_noise(-1, 2), ValueError, "n must be >= 0, got -1"),
+    (lambda: latent_noise(2, 0), ValueError, "latent_dim must be >= 1, got 0"),
+    (lambda: init_dcgan_weights(nn.Linear(2, 2), std=True), ValueError,
+     "std must be a positive finite number, got True"),
+    (lambda: input_gradient_norms("f", torch.zeros(2, 2)), TypeError, "critic must be callable, got str"),
+    (lambda: input_gradient_norms(lambda t: t.sum(1), [[1.0, 2.0]]), TypeError, "x must be a torch.Tensor, got list"),
+    (lambda: input_gradient_norms(lambda t: t.sum(1), torch.zeros(0, 2)), ValueError,
+     "x must have shape (B, ...) with B >= 1 and at least 2 dimensions, got (0, 2)"),
+    (lambda: MLPGenerator()(torch.zeros(2, 3)), ValueError,
+     "z must have shape (B, 2) with B >= 1 for MLPGenerator, got (2, 3)"),
+    (lambda: MLPGenerator()(torch.zeros(0, 2)), ValueError,
+     "z must have shape (B, 2) with B >= 1 for MLPGenerator, got (0, 2)"),
+    (lambda: MLPDiscriminator()(torch.zeros(2, 3)), ValueError,
+     "x must have shape (B, 2) with B >= 1 for MLPDiscriminator, got (2, 3)"),
+    (lambda: MLPDiscriminator()(torch.zeros(2, 2), torch.tensor([0, 1])), ValueError,
+     "labels were given, but this discriminator is unconditional (num_classes=None)"),
+    (lambda: DCGANDiscriminator(width=2)(torch.zeros(2, 1, 8, 8), torch.tensor([0, 1])), ValueError,
+     "labels were given, but this discriminator is unconditional (num_classes=None)"),
+    (lambda: MLPGenerator(num_classes=3)(torch.zeros(2, 2), [0, 1]), TypeError,
+     "labels must be a torch.Tensor of class indices, got list"),
+    (lambda: GANConfig(steps=1, betas=(0.5, 0.9, 0.99)), ValueError,
+     "GANConfig.betas must be two numbers in [0, 1), got (0.5, 0.9, 0.99)"),
+]
+
+
+@pytest.mark.parametrize("call, exc, msg", EXACT_BAD, ids=[m for _, _, m in EXACT_BAD])
+def test_exact_messages(call, exc, msg):
+    with pytest.raises(exc, match=f"^{re.escape(msg)}$"):
+        call()
+
+
+def test_smallest_allowed_sizes_work():
+    G = MLPGenerator(latent_dim=1, out_dim=1, hidden=1, depth=1)
+    assert G(torch.zeros(3, 1)).shape == (3, 1) and generate(G, 2).shape == (2, 1)
+    assert MLPDiscriminator(in_dim=1, hidden=1, depth=1)(torch.zeros(3, 1)).shape == (3,)
+    assert DCGANDiscriminator(width=1)(DCGANGenerator(latent_dim=1, width=1)(torch.zeros(2, 1))).shape == (2,)
+    assert latent_noise(0, 1).shape == (0, 1)
+    assert input_gradient_norms(lambda t: 3 * t.sum(1), torch.zeros(1, 1)).tolist() == [3.0]
+    cfg = GANConfig(steps=1, num_snapshot=1, gp_weight=0, lr_schedule="cosine")
+    assert cfg.gp_weight == 0 and cfg.num_snapshot == 1
+    res = train_gan(MLPGenerator(hidden=4), MLPDiscriminator(hidden=4), torch.tensor([[0.5, -0.5]]),
+                    quiet(steps=1, batch_size=3, snapshot_every=1, num_snapshot=1))     # one data row
+    assert len(res.history) == 1 and res.snapshots[-1][1].shape == (1, 2)
+
+
+def layer_specs(seq: nn.Module) -> list[tuple]:
+    """What defines each layer: sizes, kernel, stride, padding, bias, slope, groups."""
+    out = []
+    for m in seq.children():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            out.append((type(m).__name__, m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding,
+                        m.bias is not None))
+        elif isinstance(m, nn.Linear):
+            out.append(("Linear", m.in_features, m.out_features, m.bias is not None))
+        elif isinstance(m, nn.LeakyReLU):
+            out.append(("LeakyReLU", m.negative_slope))
+        elif isinstance(m, nn.BatchNorm2d):
+            out.append(("BatchNorm2d", m.num_features))
+        elif isinstance(m, nn.GroupNorm):
+            out.append(("GroupNorm", m.num_groups, m.num_channels))
+        else:
+            out.append((type(m).__name__,))
+    return out
+
+
+def test_dcgan_generator_architecture():
+    G = DCGANGenerator(latent_dim=3, width=2, num_classes=4)
+    assert isinstance(G.embed, nn.Embedding) and tuple(G.embed.weight.shape) == (4, 3)
+    assert layer_specs(G.project) == [("Linear", 6, 16, False), ("Unflatten",), ("BatchNorm2d", 4), ("ReLU",)]
+    assert layer_specs(G.body) == [("ConvTranspose2d", 4, 2, (4, 4), (2, 2), (1, 1), False), ("BatchNorm2d", 2),
+                                   ("ReLU",), ("ConvTranspose2d", 2, 1, (4, 4), (2, 2), (1, 1), True), ("Tanh",)]
+    assert G.project[0].weight.shape == (16, 6)
+    default = DCGANGenerator()
+    assert default.body[0].out_channels == 64 and default.latent_dim == 32 and default.embed is None
+    y = torch.tensor([0, 3])
+    z = torch.randn(2, 3)
+    G.eval()
+    assert not torch.allclose(G(z, y), G(z, 3 - y))                # the label enters through the embedding
+
+
+@pytest.mark.parametrize("norm, norm_spec, conv_bias", [
+    ("batch", ("BatchNorm2d", 4), False), ("layer", ("GroupNorm", 1, 4), False), ("none", ("Identity",), True)])
+def test_dcgan_discriminator_architecture(norm, norm_spec, conv_bias):
+    D = DCGANDiscriminator(width=2, norm=norm)
+    assert layer_specs(D.features) == [
+        ("Conv2d", 1, 2, (4, 4), (2, 2), (1, 1), True), ("LeakyReLU", 0.2),
+        ("Conv2d", 2, 4, (4, 4), (2, 2), (1, 1), conv_bias), norm_spec, ("LeakyReLU", 0.2), ("Flatten",)]
+    assert layer_specs(nn.Sequential(D.head)) == [("Linear", 16, 1, True)] and D.embed is None
+    assert DCGANDiscriminator().features[0].out_channels == 64
+
+
+def test_dcgan_discriminator_projection_term():
+    torch.manual_seed(0)
+    D = DCGANDiscriminator(width=2, num_classes=3, norm="none")
+    assert isinstance(D.embed, nn.Embedding) and tuple(D.embed.weight.shape) == (3, 16)
+    with torch.no_grad():
+        D.embed.weight.normal_()                                   # make the label term large
+    x, y = torch.randn(4, 1, 8, 8), torch.tensor([0, 2, 1, 2])
+    h = D.features(x)
+    expected = D.head(h).squeeze(1) + (D.embed(y) * h).sum(1)
+    torch.testing.assert_close(D(x, y), expected)
+    assert not torch.allclose(D(x, y), D(x, (y + 1) % 3))
+
+
+def test_mlp_architecture_and_defaults():
+    assert layer_specs(MLPDiscriminator(in_dim=3, hidden=5, depth=2).features) == [
+        ("Linear", 3, 5, True), ("LeakyReLU", 0.2), ("Linear", 5, 5, True), ("LeakyReLU", 0.2)]
+    assert layer_specs(MLPGenerator(latent_dim=3, out_dim=4, hidden=5, depth=2).net) == [
+        ("Linear", 3, 5, True), ("ReLU",), ("Linear", 5, 5, True), ("ReLU",), ("Linear", 5, 4, True)]
+    D, G = MLPDiscriminator(), MLPGenerator()
+    assert [m.out_features for m in D.modules() if isinstance(m, nn.Linear)] == [128, 128, 128, 1]
+    assert [m.out_features for m in G.modules() if isinstance(m, nn.Linear)] == [128, 128, 128, 2]
+
+
+def test_projection_keeps_the_autocast_dtype():
+    """Under bf16 autocast the label term is cast to the features' dtype, so the logits stay bf16."""
+    y = torch.tensor([0, 1, 2])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out_mlp = MLPDiscriminator(hidden=4, num_classes=3)(torch.randn(3, 2), y)
+        out_dc = DCGANDiscriminator(width=2, num_classes=3, norm="none")(torch.randn(3, 1, 8, 8), y)
+    assert out_mlp.dtype == torch.bfloat16 and out_dc.dtype == torch.bfloat16
+
+
+def test_sampling_devices_and_parameterless_models():
+    rng = torch.Generator().manual_seed(4)
+    out = generate(NoParamGenerator(), 3, rng=rng)                  # no parameters: the CPU
+    assert out.device.type == "cpu"
+    torch.testing.assert_close(out, 2 * latent_noise(3, 2, rng=torch.Generator().manual_seed(4)))
+    # z follows the model's device: a meta-device model gets meta noise (on the CPU it would fail)
+    assert generate(MLPGenerator(hidden=4).to("meta"), 3).device.type == "meta"
+    assert latent_noise(3, 2, device="meta").device.type == "meta"
+    assert latent_noise(3, 2, device=None).device.type == "cpu"
+
+
+# --------------------------------------------------------------------------- train_gan: bad inputs, exactly
+
+def test_train_gan_exact_errors():
+    G, D = MLPGenerator(hidden=4), MLPDiscriminator(hidden=4)
+    Gc, Dc = MLPGenerator(hidden=4, num_classes=3), MLPDiscriminator(hidden=4, num_classes=3)
+    cases = [
+        (lambda: train_gan(G, "D", torch.zeros(4, 2), quiet(steps=1)), TypeError,
+         "discriminator must be a torch.nn.Module, got str"),
+        (lambda: train_gan(G, Dc, torch.zeros(4, 2), quiet(steps=1)), ValueError,
+         "generator and discriminator must agree on num_classes, got None and 3"),
+        (lambda: train_gan(Gc, FirstCoordCritic(), torch.zeros(4, 2), quiet(steps=1)), ValueError,
+         "generator and discriminator must agree on num_classes, got 3 and None"),
+        (lambda: train_gan(G, D, torch.zeros(0, 2), quiet(steps=1)), ValueError,
+         "data must have shape (N, 2) like the generator's samples, got (0, 2)"),
+        (lambda: train_gan(DCGANGenerator(width=2), DCGANDiscriminator(width=2), torch.zeros(3, 1, 8, 7),
+                           quiet(steps=1)), ValueError,
+         "data must have shape (N, 1, 8, 8) like the generator's samples, got (3, 1, 8, 7)"),
+        (lambda: train_gan(G, D, [[0.0, 1.0]], quiet(steps=1)), TypeError,
+         "data must be a floating-point tensor of samples, got list"),
+        (lambda: train_gan(G, D, lambda n: [[0.0, 1.0]] * n, quiet(steps=1)), TypeError,
+         "data(batch_size) must be a floating-point tensor of samples, got list"),
+        (lambda: train_gan(G, D, lambda n: (torch.zeros(n, 2), torch.zeros(n, dtype=torch.long)), quiet(steps=1)),
+         TypeError, "data(batch_size) must be a floating-point tensor of samples, got tuple"),
+        (lambda: train_gan(G, D, ring_data, quiet(steps=1), labels=torch.zeros(4, dtype=torch.long)), ValueError,
+         "labels go with a tensor data; a callable data returns (x, labels) itself"),
+        (lambda: train_gan(Gc, Dc, ring_data, quiet(steps=1, batch_size=5)), ValueError,
+         "this generator is class-conditional (num_classes=3): pass labels of shape (5,)"),
+        (lambda: train_gan(FlatGenerator(), FirstCoordCritic(), torch.zeros(4, 2), quiet(steps=1)), TypeError,
+         "generator must return a tensor of shape (B, ...)"),
+    ]
+    for call, exc, msg in cases:
+        with pytest.raises(exc, match=f"^{re.escape(msg)}$"):
+            call()
+
+
+# --------------------------------------------------------------------------- train_gan: what it computes
+
+REAL_POINT, FAKE_POINT = (2.0, 5.0), (-1.0, 7.0)      # D = 3·x₀: real logit 6, fake logit −3, penalty (3 − 1)² = 4
+
+
+def softplus(v: float) -> float:
+    return math.log1p(math.exp(v))
+
+
+@pytest.mark.parametrize("loss, expected", [
+    ("non_saturating", {"d_real": 1 / (1 + math.exp(-6)), "d_fake": 1 / (1 + math.exp(3)),
+                        "d_loss": softplus(-6) + softplus(-3), "g_loss": softplus(3)}),
+    ("minimax", {"d_real": 1 / (1 + math.exp(-6)), "d_fake": 1 / (1 + math.exp(3)),
+                 "d_loss": softplus(-6) + softplus(-3), "g_loss": -softplus(-3)}),
+    ("wgan", {"wasserstein": 9.0, "d_loss": -9.0, "g_loss": 3.0}),
+    ("wgan_gp", {"wasserstein": 9.0, "gp": 4.0, "d_loss": -9.0 + 3.0 * 4.0, "g_loss": 3.0}),
+])
+def test_logged_metrics_on_models_with_known_outputs(loss, expected):
+    data = torch.tensor([REAL_POINT]).repeat(6, 1)
+    extra = {"optimizer": "rmsprop"} if loss == "wgan" else {}
+    res = train_gan(ConstGenerator(FAKE_POINT), FirstCoordCritic(), data,
+                    quiet(steps=3, batch_size=4, n_critic=2, loss=loss, gp_weight=3.0, **extra))
+    assert set(res.history.keys()) == {"step", "grad_norm_d", "grad_norm_g", *expected}
+    for key, value in expected.items():
+        assert res.history[key] == pytest.approx([value] * 3, rel=1e-6, abs=1e-6), key
+
+
+def test_the_fed_batches_are_checked_once(monkeypatch):
+    import aigc_course.gan as gan_module
+    names = []
+    real_check = gan_module._check_finite
+
+    def counting(name, x):
+        names.append(name)
+        return real_check(name, x)
+
+    monkeypatch.setattr(gan_module, "_check_finite", counting)
+    train_gan(MLPGenerator(hidden=4), MLPDiscriminator(hidden=4), ring_data, quiet(steps=3, n_critic=2))
+    assert names.count("data(batch_size)") == 1
+
+
+def test_conditional_callable_data_with_gradient_penalty():
+    seed_everything(0)
+    batches = []
+
+    def data(n):
+        x = RING.sample(n)
+        y = torch.arange(n) % 3
+        batches.append(y)
+        return x, y
+
+    Gc, Dc = MLPGenerator(hidden=8, num_classes=3), MLPDiscriminator(hidden=8, num_classes=3)
+    res = train_gan(Gc, Dc, data, quiet(steps=2, batch_size=5, loss="wgan_gp"))
+    assert len(res.history) == 2 and len(batches) == 2 and all(math.isfinite(v) for v in res.history["gp"])
+
+
+def test_wgan_gp_under_amp_casts_fakes_to_the_data_dtype():
+    seed_everything(0)
+    res = train_gan(MLPGenerator(hidden=8), MLPDiscriminator(hidden=8), ring_data,
+                    quiet(steps=2, batch_size=8, loss="wgan_gp", amp=True))
+    assert all(math.isfinite(v) for r in res.history.records for v in r.values())
+
+
+def test_sample_shape_probe_leaves_the_global_rng_alone():
+    G, D = MLPGenerator(hidden=4), MLPDiscriminator(hidden=4)
+    torch.manual_seed(3)
+    before = torch.get_rng_state().clone()
+    res = train_gan(G, D, torch.zeros(4, 2), quiet(steps=0))
+    assert len(res.history) == 0 and torch.equal(torch.get_rng_state(), before)
+
+
+def test_last_snapshot_is_the_trained_generator_and_seconds_are_measured():
+    seed_everything(0)
+    G = MLPGenerator(hidden=8)
+    t0 = time.perf_counter()
+    res = train_gan(G, MLPDiscriminator(hidden=8), ring_data, quiet(steps=5, batch_size=8, snapshot_every=2))
+    elapsed = time.perf_counter() - t0
+    assert [s for s, _ in res.snapshots] == [0, 2, 4, 5]
+    G.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(res.snapshots[-1][1], G(res.fixed_noise))
+    assert 0 < res.seconds <= elapsed
+
+
+def test_settings_are_handed_to_train(monkeypatch, tmp_path):
+    import aigc_course.gan as gan_module
+    from aigc_course.train import train as real_train
+    seen = {}
+
+    def spy(step_fn, **kw):
+        seen.update(kw)
+        seen["lr"] = {k: (type(o), o.param_groups[0]["lr"], o.param_groups[0].get("betas"))
+                      for k, o in kw["optimizers"].items()}
+        history = real_train(step_fn, **kw)
+        seen["lr_after"] = [o.param_groups[0]["lr"] for o in kw["optimizers"].values()]
+        return history
+
+    monkeypatch.setattr(gan_module, "train", spy)
+    G, D = MLPGenerator(hidden=4), MLPDiscriminator(hidden=4)
+    moves = {"G": [], "D": []}
+    monkeypatch.setattr(G, "to", lambda *a, **k: (moves["G"].append(a), nn.Module.to(G, *a, **k))[1])
+    monkeypatch.setattr(D, "to", lambda *a, **k: (moves["D"].append(a), nn.Module.to(D, *a, **k))[1])
+    callbacks = [lambda step, row: None]
+    cfg = GANConfig(steps=1, batch_size=4, lr_g=3e-4, lr_d=7e-4, betas=(0.1, 0.8), lr_schedule="cosine",
+                    grad_clip=0.5, amp=False, ckpt_dir=str(tmp_path), ckpt_every=1, log_every=2, progress=False,
+                    desc="toy gan")
+    train_gan(G, D, ring_data, cfg, callbacks=callbacks, device="cpu:0")
+    tc = seen["config"]
+    assert (tc.steps, tc.grad_clip, tc.amp, tc.ckpt_dir, tc.ckpt_every, tc.log_every, tc.progress, tc.desc) == (
+        1, 0.5, False, str(tmp_path), 1, 2, False, "toy gan")
+    assert seen["models"] == {"generator": G, "discriminator": D} and seen["callbacks"] is callbacks
+    assert seen["device"] == torch.device("cpu", 0)
+    assert moves["G"][0] == moves["D"][0] == (torch.device("cpu", 0),)      # both models moved to that device
+    assert seen["lr"] == {"generator": (torch.optim.Adam, 3e-4, (0.1, 0.8)),
+                          "discriminator": (torch.optim.Adam, 7e-4, (0.1, 0.8))}
+    sched = seen["schedulers"]
+    assert set(sched) == {"generator", "discriminator"}
+    for k, s in sched.items():
+        assert isinstance(s, torch.optim.lr_scheduler.CosineAnnealingLR) and s.T_max == 1
+        assert s.optimizer is seen["optimizers"][k]
+    assert seen["lr_after"] == pytest.approx([0.0, 0.0], abs=1e-12)          # cosine ends at 0
+    # RMSprop, no schedule for zero steps, and the defaults
+    seen.clear()
+    train_gan(G, D, ring_data, quiet(steps=0, optimizer="rmsprop", lr_g=5e-5, lr_d=2e-5, lr_schedule="cosine"))
+    assert seen["lr"] == {"generator": (torch.optim.RMSprop, 5e-5, None),
+                          "discriminator": (torch.optim.RMSprop, 2e-5, None)}
+    assert seen["schedulers"] is None and seen["config"].grad_clip is None and seen["config"].amp is None
+    seen.clear()
+    train_gan(G, D, ring_data, quiet(steps=2))
+    assert seen["schedulers"] is None and seen["config"].desc == "gan" and seen["device"] == torch.device("cpu")

@@ -209,7 +209,8 @@ def test_classifier_is_cached_in_process_and_on_disk(clf, monkeypatch):
     monkeypatch.delitem(M._loaded, path)
     monkeypatch.setattr(M, "_train_classifier", lambda: pytest.fail("trained instead of loading the cache"))
     loaded = M.digit_classifier()
-    assert loaded is not clf
+    assert loaded is not clf and not loaded.training
+    assert not any(p.requires_grad for p in loaded.parameters())
     assert_same_weights(state(loaded), state(clf))
 
 
@@ -298,8 +299,10 @@ def _not_finite(path, clf):
 def test_damaged_cache_file_is_retrained(clf, fresh_cache, monkeypatch, damage, why):
     path = M.classifier_cache_path()
     damage(path, clf)
-    with pytest.warns(RuntimeWarning, match=f"^retraining the digit classifier: .*{why}"):
+    with pytest.warns(RuntimeWarning, match=f"^retraining the digit classifier: .*{why}") as record:
         model = M.digit_classifier()
+    # the warning points at the caller of digit_classifier(), i.e. this file
+    assert [w.filename for w in record if issubclass(w.category, RuntimeWarning)] == [__file__]
     assert fresh_cache == [1]
     assert_same_weights(state(model), state(clf))
     # the file was rewritten: a new process loads it without training
@@ -462,6 +465,12 @@ Z2 = np.zeros(2)
     ((Z2, S2, np.zeros(3), np.eye(3)), ValueError, "mu1 and mu2 must have the same length, got 2 and 3"),
     ((Z2, np.ones((2, 3)), Z2, S2), ValueError, "cov1 must be a square matrix, got shape [2, 3]"),
     ((Z2, S2, Z2, np.eye(3)), ValueError, "cov2 has shape [3, 3] but mu2 has 2 entries"),
+    ((Z2, np.eye(3), Z2, S2), ValueError, "cov1 has shape [3, 3] but mu1 has 2 entries"),
+    # the symmetry tolerance is relative to the largest entry, and purely absolute (rtol = 0)
+    ((Z2, np.array([[1e-6, 1e-9], [0.0, 1e-6]]), Z2, S2), ValueError,
+     "cov1 must be symmetric, got max |cov1 - cov1.T| = 1e-09"),
+    ((Z2, np.array([[1.0, 1.0 + 1e-7], [1.0, 2.0]]), Z2, S2), ValueError,
+     "cov1 must be symmetric, got max |cov1 - cov1.T| = 1e-07"),
     ((Z2, np.array([[1.0, 0.5], [0.0, 1.0]]), Z2, S2), ValueError,
      "cov1 must be symmetric, got max |cov1 - cov1.T| = 0.5"),
     ((Z2, S2, Z2, np.diag([1.0, -1.0])), ValueError, "cov2 must be positive semi-definite, got an eigenvalue of -1"),
@@ -495,3 +504,98 @@ def test_images_on_another_device_are_moved_to_the_classifier(clf, split):
     x = split.test_images[:20]
     assert torch.equal(M.predict_digits(x.cuda(), clf), M.predict_digits(x, clf))
     assert M.digits_frechet_distance(x.cuda(), clf) == pytest.approx(M.digits_frechet_distance(x, clf))
+
+
+# ------------------------------------------------------------------------------- internals, pinned exactly
+
+
+def test_rounding_level_negative_eigenvalue_is_accepted():
+    # -1e-8 is above the PSD tolerance -1e-8 * scale * dim = -2e-8
+    for low in (-1e-8, -2e-8):                                        # -2e-8: exactly at the tolerance
+        assert M.gaussian_frechet_distance(np.zeros(2), np.diag([1.0, low]), np.zeros(2), np.diag([1.0, 0.0])) == 0.0
+
+
+def test_classifier_architecture():
+    assert [type(m).__name__ for m in M.DigitClassifier().body] == [
+        "Conv2d", "SiLU", "Conv2d", "SiLU", "MaxPool2d", "Flatten", "Linear", "SiLU"]
+
+
+def test_cache_name_hashes_architecture_and_sorted_recipe(monkeypatch):
+    import hashlib
+    import json
+    name = M.classifier_cache_path().name
+    text = json.dumps({"architecture": repr(M.DigitClassifier()), "recipe": M.TRAIN_RECIPE}, sort_keys=True)
+    assert name == f"digit_classifier-{hashlib.sha256(text.encode()).hexdigest()[:12]}.safetensors"
+    monkeypatch.setattr(M, "TRAIN_RECIPE", dict(reversed(list(M.TRAIN_RECIPE.items()))))
+    assert M.classifier_cache_path().name == name                     # the order of the recipe's keys is not hashed
+    monkeypatch.setattr(M.DigitClassifier, "extra_repr", lambda self: "changed")
+    assert M.classifier_cache_path().name != name                     # the architecture is
+
+
+def test_split_follows_the_recipe(monkeypatch):
+    monkeypatch.setitem(M.TRAIN_RECIPE, "test_fraction", 0.5)
+    monkeypatch.setitem(M.TRAIN_RECIPE, "split_seed", 3)
+    got, want = M._split(), load_digits_split(test_fraction=0.5, seed=3)
+    assert torch.equal(got.test_images, want.test_images) and torch.equal(got.train_labels, want.train_labels)
+
+
+def test_fit_is_adam_on_shuffled_minibatches_from_its_own_generator(monkeypatch):
+    monkeypatch.setattr(M, "TRAIN_RECIPE", {"seed": 5, "epochs": 2, "batch_size": 4, "lr": 0.05,
+                                            "test_fraction": 0.2, "split_seed": 0})
+    torch.manual_seed(0)
+    x, y = torch.randn(10, 3), torch.randint(0, 10, (10,))
+    model, ref = nn.Linear(3, 10), nn.Linear(3, 10)
+    ref.load_state_dict(model.state_dict())
+    gen = torch.Generator().manual_seed(5)
+    opt = torch.optim.Adam(ref.parameters(), lr=0.05)
+    for _ in range(2):
+        perm = torch.randperm(10, generator=gen)
+        for i in range(0, 10, 4):                                     # batches of 4, 4, 2
+            idx = perm[i:i + 4]
+            opt.zero_grad()
+            F.cross_entropy(ref(x[idx]), y[idx]).backward()
+            opt.step()
+    torch.manual_seed(123)                                            # the global stream plays no part
+    out = M._fit(model, x, y)
+    assert out is model and not out.training and not any(p.requires_grad for p in out.parameters())
+    assert_same_weights(state(out), state(ref))
+
+
+def test_single_images_and_the_classifier_device():
+    other = M.DigitClassifier()
+    assert M.classifier_features(torch.rand(1, 64), other).shape == (1, M.FEATURE_DIM)
+    # images follow the classifier: a meta-device classifier gets meta images (CPU images would fail)
+    assert M.classifier_features(torch.rand(2, 64), other.to("meta")).device.type == "meta"
+
+
+def test_class_histogram_always_has_ten_bins():
+    c = M.DigitClassifier()
+    with torch.no_grad():
+        c.head.weight.zero_()
+        c.head.bias.zero_()
+        c.head.bias[0] = 1.0                                          # always predicts 0
+    hist = M.class_histogram(torch.rand(5, 64), c)
+    assert hist.dtype == torch.float32 and hist.tolist() == [1.0] + [0.0] * 9
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        assert M.class_histogram(torch.rand(4, 64), c).dtype == torch.float32   # float32 whatever the default
+    finally:
+        torch.set_default_dtype(old)
+
+
+def test_scores_use_the_given_classifier(clf, split):
+    torch.manual_seed(7)
+    other = M.DigitClassifier().eval().requires_grad_(False)          # not the shared one
+    test_f, train_f = M._split_features(other)
+    assert torch.equal(test_f, M.classifier_features(split.test_images, other))
+    assert torch.equal(train_f, M.classifier_features(split.train_images, other))
+    assert not torch.allclose(test_f, M.classifier_features(split.test_images, clf))
+    imgs = split.test_images[:30]
+    assert M.digits_frechet_distance(imgs, other) == pytest.approx(
+        M.frechet_distance(M.classifier_features(imgs, other), test_f), rel=1e-12)
+    floor = M.digits_frechet_floor(other)
+    assert floor == pytest.approx(M.frechet_distance(train_f, test_f), rel=1e-12)
+    # the allowed range of num_samples is [2, len(train)], both ends included
+    assert M.digits_frechet_floor(other, num_samples=len(train_f)) == pytest.approx(floor, rel=1e-9)
+    assert math.isfinite(M.digits_frechet_floor(other, num_samples=2))
