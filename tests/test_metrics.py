@@ -301,8 +301,10 @@ def test_damaged_cache_file_is_retrained(clf, fresh_cache, monkeypatch, damage, 
     damage(path, clf)
     with pytest.warns(RuntimeWarning, match=f"^retraining the digit classifier: .*{why}") as record:
         model = M.digit_classifier()
-    # the warning points at the caller of digit_classifier(), i.e. this file
-    assert [w.filename for w in record if issubclass(w.category, RuntimeWarning)] == [__file__]
+    # the warning points at the caller of digit_classifier(), i.e. this file (under mutation testing, mutmut's
+    # trampoline sits between the caller and the package and takes that frame)
+    files = [w.filename for w in record if issubclass(w.category, RuntimeWarning)]
+    assert files == [__file__] or (len(files) == 1 and files[0].endswith("mutmut/mutation/trampoline.py"))
     assert fresh_cache == [1]
     assert_same_weights(state(model), state(clf))
     # the file was rewritten: a new process loads it without training
