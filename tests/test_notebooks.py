@@ -251,11 +251,15 @@ def test_every_check_has_a_planted_mistake_test():
 
 LESSON_00 = ROOT / "notebooks" / "00_welcome_aigc_pipeline.ipynb"
 LESSON_01 = ROOT / "notebooks" / "01_generative_modeling_basics.ipynb"
+LESSON_02 = ROOT / "notebooks" / "02_gan_theory.ipynb"
 LESSON_03 = ROOT / "notebooks" / "03_dcgan_images.ipynb"
+LESSON_04 = ROOT / "notebooks" / "04_wasserstein_gan.ipynb"
 
 
 _SOFTMAX_WITH_TEMPERATURE = aigc_course.ngram.softmax_with_temperature  # the real one, kept before planting
+_GENERATOR_LOSS = aigc_course.gan.generator_loss
 _INIT_DCGAN_WEIGHTS = aigc_course.gan.init_dcgan_weights
+_GRADIENT_PENALTY = aigc_course.gan.gradient_penalty
 
 
 def _mle_not_normalised(counts):
@@ -282,9 +286,21 @@ def _js_mixture_not_halved_clamped(p, q):
     return (0.5 * terms.sum(-1)).clamp_min(0.0)
 
 
+def _non_saturating_article_sign(fake_logits, kind="non_saturating"):
+    """The article's L_G = E_z[log D(G(z))] to be minimised: the non-saturating loss with the wrong sign."""
+    if kind == "non_saturating":
+        return -_GENERATOR_LOSS(fake_logits, kind="non_saturating")
+    return _GENERATOR_LOSS(fake_logits, kind=kind)
+
+
 def _init_std_read_as_variance(module, std=0.02):
     """Reads N(0, 0.02) as a variance: weights get std √0.02 ≈ 0.14 instead of 0.02."""
     return _INIT_DCGAN_WEIGHTS(module, std=std ** 0.5)
+
+
+def _penalty_detached(critic, real, fake, generator=None):
+    """The right value, detached from the critic's weights: the penalty is reported but constrains nothing."""
+    return _GRADIENT_PENALTY(critic, real, fake, generator).detach()
 
 
 # lesson, module, function, planted version, the assert (source text) that must catch it
@@ -297,8 +313,11 @@ PLANTED_HELPERS = [
      "torch.allclose(kl_pq, raw_pq"),
     (LESSON_01, "aigc_course.divergences", "js_divergence", _js_mixture_not_halved_clamped,
      "torch.allclose(js_pq, js_sum"),
+    (LESSON_02, "aigc_course.gan", "generator_loss", _non_saturating_article_sign,
+     'generator_loss(fake_logits, kind="non_saturating"), -torch.log(D_fake)'),
     (LESSON_03, "aigc_course.gan", "init_dcgan_weights", _init_std_read_as_variance,
      "abs(conv_w.std() - 0.02) < 1e-3"),
+    (LESSON_04, "aigc_course.gan", "gradient_penalty", _penalty_detached, "0.7 < gp_q10 and gp_q90 < 1.3"),
 ]
 
 
