@@ -166,6 +166,57 @@ def test_int_list_result_accepts(value):
     assert spec.parts(value)[0].dtype == np.float64 and spec.parts(value)[0].shape == (len(value),)
 
 
+@pytest.mark.parametrize("value, message", [
+    (None, "your function returned None — did you forget `return`?"),
+    (torch.tensor([4, 8]), "you returned a tensor of shape (2,) and dtype torch.int64; return a plain list of "
+     "Python ints, one size per layer (convert with .tolist()): sizes go into layer constructors and shapes, "
+     "which take ints."),
+    (8, "you returned one number (8); return a list with the size after *each* layer, e.g. [4, 8] for two layers "
+     "(an empty list for no layers)."),
+    ({4, 8}, "you returned a Python set; return a list of ints, one size per layer."),
+    ([4, True], "element 1 of your list is a bool (True); sizes are ints."),
+    ([4, 8.0], "element 1 of your list is a float (8.0): a size is a whole number of pixels, so return ints. In "
+     "Python 3 `/` always gives a float; the formula needs no division, so keep to +, −, * on ints."),
+    ((4, torch.tensor(8)), "element 1 of your list is a tensor of shape () and dtype torch.int64; sizes are Python "
+     "ints (use int(...) or .item())."),
+    ([4, "8"], "element 1 of your list is a Python str; sizes are ints."),
+    ([-3, 2.5], "element 1 of your list is a float (2.5): a size is a whole number of pixels, so return ints. In "
+     "Python 3 `/` always gives a float; the formula needs no division, so keep to +, −, * on ints."),
+])
+def test_int_list_result_messages_in_full(value, message):
+    assert IntListResult().problem(value, [4, 8]) == message
+
+
+def test_int_list_result_parts():
+    spec = IntListResult()
+    assert spec.part_names == ("",)
+    (got,) = spec.parts([np.int64(-3), 7])
+    assert got.dtype == np.float64 and got.tolist() == [-3.0, 7.0]
+    (got,) = spec.parts(np.array([4, 8], dtype=np.int32))  # not a list: read as an array of numbers
+    assert got.dtype == np.float64 and got.tolist() == [4.0, 8.0]
+    assert spec.parts(())[0].shape == (0,)
+
+
+def test_sizes_with_applies_the_step_to_each_layer_in_turn():
+    """The helper behind the formula mistakes: step(size, k, s, p) on the previous size, every layer."""
+    sizes = checks_dcgan._sizes_with(lambda n, k, s, p: 1000 * n + 100 * k + 10 * s + p)
+    assert sizes(2, [(4, 2, 1), (3, 5, 7)]) == [2421, 2421357]
+    assert sizes(2, []) == []
+
+
+def test_float32_mistake_rounds_even_when_float64_is_the_default():
+    layers = [(16, 8, 4), (16, 8, 4), (4, 2, 1), (4, 2, 1), (4, 1, 1)]
+    exact = checks_dcgan._transposed_conv_sizes(112_500, layers)
+    assert exact[-1] == 28_800_001
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        rounded = checks_dcgan._float32_sizes(112_500, layers)
+    finally:
+        torch.set_default_dtype(old)
+    assert rounded[:2] == exact[:2] and rounded[-1] != exact[-1]
+
+
 # ----------------------------------------------------------------------------- 3.2 slerp
 
 def slerp_cos_threshold(z0, z1, t):
@@ -222,6 +273,12 @@ def slerp_no_limit(z0, z1, t):
     return (torch.sin((1 - t) * omega) * z0 + torch.sin(t * omega) * z1) / torch.sin(omega)
 
 
+def slerp_cos_as_angle(z0, z1, t):
+    omega = torch.nn.functional.cosine_similarity(z0, z1, dim=0)
+    t = t[:, None]
+    return (torch.sin((1 - t) * omega) * z0 + torch.sin(t * omega) * z1) / torch.sin(omega)
+
+
 def slerp_flat_t(z0, z1, t):
     omega = torch.acos(torch.nn.functional.cosine_similarity(z0, z1, dim=0).clamp(-1, 1))
     return (torch.sin((1 - t) * omega) * z0 + torch.sin(t * omega) * z1) / torch.sin(omega)
@@ -249,6 +306,7 @@ SLERP_WRONG = [
     pytest.param(lambda z0, z1, t: slerp_cos_threshold(z0 / z0.norm(), z1 / z1.norm(), t),
                  r"unit vectors z/‖z‖ only", "formula", id="unit vectors"),
     pytest.param(slerp_flat_t, r"t is not a column", "formula", id="flat t"),
+    pytest.param(slerp_cos_as_angle, r"used the cosine itself as the angle", "formula", id="cos as the angle"),
     pytest.param(lambda z0, z1, t: slerp_cos_threshold(z0, z1, t) * torch.sin(torch.acos(
         torch.nn.functional.cosine_similarity(z0, z1, dim=0).clamp(-1, 1))), r"forgot to divide by sin ω",
                  "formula", id="no / sin"),
@@ -287,6 +345,73 @@ def test_nan_on_rounded_parallel_symptom():
     assert not checks_dcgan._nan_on_rounded_parallel(nan, ok, z.double(), 3 * z.double(), t.double())  # float64
     w = torch.randn(8, generator=torch.Generator().manual_seed(2))
     assert not checks_dcgan._nan_on_rounded_parallel(nan, ok, z, w, t)                 # not parallel
+    o0, o1 = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0])
+    assert not checks_dcgan._nan_on_rounded_parallel(nan, ok, o0, o1, t)               # orthogonal: cos = 0
+    # float32 vectors whose cosine (computed in float64) is exactly 1 − 1e-6: not yet "parallel"
+    near = torch.tensor([1.0001106262207031, 0.0014143710723146796])
+    assert float(torch.nn.functional.cosine_similarity(o0.double(), near.double(), dim=0)) == 1 - 1e-6
+    assert not checks_dcgan._nan_on_rounded_parallel(nan, ok, o0, near, t)
+
+
+T3 = torch.tensor([0.0, 0.5, 1.0])
+Z8 = torch.randn(64, generator=torch.Generator().manual_seed(8))  # the float32 case's latent
+
+
+def test_float32_parallel_and_antiparallel_codes_round_the_cosine_past_one():
+    """What the clamp is for: in float32 the cosine of z and ±3z comes out as ±1.0000001."""
+    def cos(a, b):
+        return float(((a / a.norm()) * (b / b.norm())).sum())
+    assert cos(Z8, 3 * Z8) > 1 and cos(Z8, -3 * Z8) < -1
+
+
+def test_angle_is_clamped_on_both_sides():
+    assert float(checks_dcgan._angle(Z8, 3 * Z8)) == 0.0
+    assert float(checks_dcgan._angle(Z8, -3 * Z8)) == pytest.approx(math.pi, abs=1e-6)
+    z0, z1 = torch.tensor([3.0, 0.0], dtype=torch.float64), torch.tensor([1.0, 1.0], dtype=torch.float64)
+    assert float(checks_dcgan._angle(z0, z1)) == pytest.approx(math.pi / 4, abs=1e-12)
+
+
+def test_slerp_reference_is_the_straight_line_for_antiparallel_float32_codes():
+    """cos ω rounds to −1.0000001: clamped to −1, sin ω ≈ 0 and the reference falls back to the line."""
+    path = checks_dcgan._slerp(Z8, -3 * Z8, T3)
+    assert torch.isfinite(path).all()
+    assert torch.allclose(path, torch.lerp(Z8, -3 * Z8, T3[:, None]))
+
+
+def test_slerp_without_helper_variants():
+    """The helper behind the two planted slerp mistakes, called directly (the module calls it at import)."""
+    ref = checks_dcgan._slerp
+    full = checks_dcgan._slerp_without()
+    no_clamp = checks_dcgan._slerp_without(clamp=False)
+    no_fallback = checks_dcgan._slerp_without(fallback=False)
+    # generic vectors of other lengths than 1: all three are the reference
+    z0, z1 = torch.tensor([0.3, 0.4], dtype=torch.float64), torch.tensor([0.0, 2.0], dtype=torch.float64)
+    t = torch.tensor([0.0, 0.25, 1.0], dtype=torch.float64)
+    omega = math.acos(0.8)
+    hand = torch.stack([(math.sin((1 - s) * omega) * z0 + math.sin(s * omega) * z1) / math.sin(omega)
+                        for s in t.tolist()])
+    for fn in (full, no_clamp, no_fallback):
+        assert torch.allclose(fn(z0, z1, t), hand, rtol=0, atol=1e-12)
+    assert torch.allclose(ref(z0, z1, t), hand, rtol=0, atol=1e-12)
+    # exactly parallel float64 vectors: the line, unless the fallback is left out
+    p0, p1 = torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64), torch.tensor([2.5, 0.0, 0.0], dtype=torch.float64)
+    line = torch.tensor([[1.0, 0.0, 0.0], [1.75, 0.0, 0.0], [2.5, 0.0, 0.0]], dtype=torch.float64)
+    t = T3.double()
+    assert torch.equal(full(p0, p1, t), line) and torch.equal(no_clamp(p0, p1, t), line)
+    assert torch.isnan(no_fallback(p0, p1, t)).all()
+    # float32 z and ±3z: cos ω rounds past ±1; with the clamp the line, without it NaN
+    for sign in (1, -1):
+        line = torch.lerp(Z8, sign * 3 * Z8, T3[:, None])
+        assert torch.allclose(full(Z8, sign * 3 * Z8, T3), line)
+        assert torch.isnan(no_clamp(Z8, sign * 3 * Z8, T3)).all()
+
+
+def test_slerp_with_omega_by_hand():
+    z0, z1 = torch.tensor([1.0, 0.0], dtype=torch.float64), torch.tensor([0.0, 2.0], dtype=torch.float64)
+    got = checks_dcgan._slerp_with_omega(z0, z1, torch.tensor([0.0, 0.5], dtype=torch.float64),
+                                         torch.tensor(math.pi / 3, dtype=torch.float64))
+    r = math.sin(math.pi / 6) / math.sin(math.pi / 3)
+    assert torch.allclose(got, torch.tensor([[1.0, 0.0], [r, 2 * r]], dtype=torch.float64), rtol=0, atol=1e-12)
 
 
 # ----------------------------------------------------------------------------- 3.3 Fréchet distance, diagonal
@@ -375,6 +500,28 @@ def test_the_near_floor_case_separates_the_expanded_form_from_float32_rounding()
     assert abs(float(checks_dcgan._expanded(*args)) - exact) > 0.1 * exact
 
 
+def test_expanded_form_by_hand():
+    """The planted "expanded" answer, on the hand case: 1 + (1 + 4 − 2·2) + (4 + 1 − 2·2) = 3."""
+    mu1, var1 = torch.tensor([0.0, 1.0], dtype=torch.float64), torch.tensor([1.0, 4.0], dtype=torch.float64)
+    mu2, var2 = torch.tensor([1.0, 3.0], dtype=torch.float64), torch.tensor([4.0, 1.0], dtype=torch.float64)
+    # ‖μ1 − μ2‖² = 1 + 4 = 5 (the signs of μ1 − μ2 differ from its sum), variance term 2
+    assert float(checks_dcgan._expanded(mu1, var1, mu2, var2)) == 7.0
+
+
+def test_cancellation_symptom_edges():
+    v50 = torch.tensor([50.0])
+    mu = torch.zeros(1)
+    # the bound 1e-5·Σ(var1 + var2) = 0.001 is included
+    assert checks_dcgan._cancellation((np.array(0.001),), (np.array(0.0),), mu, v50, mu, v50)
+    assert not checks_dcgan._cancellation((np.array(0.0011),), (np.array(0.0),), mu, v50, mu, v50)
+    # variances exactly 1 % apart still count as close
+    v100, v101 = torch.tensor([100.0]), torch.tensor([101.0])
+    assert checks_dcgan._cancellation((np.array(0.001),), (np.array(0.0),), mu, v100, mu, v101)
+    assert not checks_dcgan._cancellation((np.array(0.001),), (np.array(0.0),), mu, v100, mu, torch.tensor([102.0]))
+    # a result of another shape is not a rounding error, even if it broadcasts
+    assert not checks_dcgan._cancellation((np.full(2, 0.001),), (np.array(0.0),), mu, v50, mu, v50)
+
+
 def test_cancellation_symptom():
     args = checks_dcgan._near_floor_features()
     want = (np.array(0.0076),)
@@ -396,6 +543,7 @@ def test_zero_variance_symptom():
     assert checks_dcgan._zero_variance((np.array(2.1e-4),), want, mu, v, mu, torch.zeros_like(v))      # 48 % off
     assert not checks_dcgan._zero_variance((np.array(2e-4),), want, mu, v, mu, torch.zeros_like(v))   # half off
     assert not checks_dcgan._zero_variance((np.zeros(4),), want, mu, v, mu, torch.zeros_like(v))     # shape
+    assert not checks_dcgan._zero_variance(want, want, mu, v, mu, torch.zeros_like(v))                # no gap
 
 
 # ----------------------------------------------------------------------------- every catalogue
