@@ -277,6 +277,15 @@ def init_dcgan_weights(module: nn.Module, std: float = 0.02) -> nn.Module:
     return module
 
 
+def _projection_logit(h: torch.Tensor, head: nn.Linear, embed: nn.Embedding | None,
+                      labels: torch.Tensor | None) -> torch.Tensor:
+    """Features h (B, F) → logits (B,): w·h + b, plus embed(y)·h for a conditional (projection) discriminator."""
+    out = head(h).squeeze(1)
+    if embed is not None:
+        out = out + (embed(labels).to(h.dtype) * h).sum(1)
+    return out
+
+
 class MLPGenerator(nn.Module):
     """G(z) for low-dimensional data: ``depth`` hidden ReLU layers of width ``hidden``, a linear output.
 
@@ -330,11 +339,7 @@ class MLPDiscriminator(nn.Module):
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         x = _check_input("x", x, (self.in_dim,), "MLPDiscriminator")
         labels = _check_labels(labels, self.num_classes, x.shape[0], "this discriminator")
-        h = self.features(x)
-        out = self.head(h).squeeze(1)
-        if self.embed is not None:
-            out = out + (self.embed(labels).to(h.dtype) * h).sum(1)
-        return out
+        return _projection_logit(self.features(x), self.head, self.embed, labels)
 
 
 def _image_size(v: object) -> int:
@@ -413,11 +418,7 @@ class DCGANDiscriminator(nn.Module):
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         x = _check_input("x", x, (self.channels, self.image_size, self.image_size), "DCGANDiscriminator")
         labels = _check_labels(labels, self.num_classes, x.shape[0], "this discriminator")
-        h = self.features(x)
-        out = self.head(h).squeeze(1)
-        if self.embed is not None:
-            out = out + (self.embed(labels).to(h.dtype) * h).sum(1)
-        return out
+        return _projection_logit(self.features(x), self.head, self.embed, labels)
 
 
 # --------------------------------------------------------------------------- sampling
