@@ -25,7 +25,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 __all__ = ["LivePlot", "ema", "figure_grid", "make_grid", "plot_density_1d", "plot_history",
-           "plot_samples_2d", "show_images"]
+           "plot_latent_map", "plot_samples_2d", "show_images"]
 
 ArrayLike = torch.Tensor | np.ndarray | Sequence[float]
 
@@ -418,6 +418,36 @@ def plot_samples_2d(samples: Any, *, target: Any = None, ax: Axes | None = None,
     ax.set_aspect("equal")
     if label is not None or reference is not None:
         ax.legend(loc="upper right", markerscale=3)
+    if title is not None:
+        ax.set_title(title)
+    return ax
+
+
+def plot_latent_map(coords: Any, labels: Any, *, ax: Axes | None = None, s: float = 6, alpha: float = 0.7,
+                    title: str | None = None) -> Axes:
+    """Scatter 2-D latent coordinates (N, 2) coloured by their integer class labels (N,), one legend entry per
+    class (e.g. the digit), classes in increasing order; at most 20 classes (tab20 colours)."""
+    pts = _points_2d(coords, "coords")
+    lab = _as_array(labels, "labels")
+    if lab.shape != (pts.shape[0],):
+        raise ValueError(f"labels must have shape ({pts.shape[0]},) like coords, got {tuple(lab.shape)}")
+    if not (np.issubdtype(lab.dtype, np.integer) or lab.dtype == bool):
+        raise TypeError(f"labels must be integer class labels, got dtype {lab.dtype}")
+    classes = np.unique(lab)
+    if len(classes) > 20:
+        raise ValueError(f"labels hold {len(classes)} classes; at most 20 can be told apart by colour")
+    if isinstance(s, bool) or not isinstance(s, numbers.Real) or not 0 < s < math.inf:
+        raise ValueError(f"s (marker area) must be a positive finite number, got {s!r}")
+    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not 0 <= alpha <= 1:
+        raise ValueError(f"alpha must be a number in [0, 1], got {alpha!r}")
+    ax = _get_ax(ax)
+    cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
+    for i, c in enumerate(classes):
+        sel = lab == c
+        ax.scatter(pts[sel, 0], pts[sel, 1], s=s, alpha=alpha, color=cmap(i), label=str(c), linewidths=0)
+    ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), markerscale=2, frameon=False)
+    ax.set_xlabel("$z_1$")
+    ax.set_ylabel("$z_2$")
     if title is not None:
         ax.set_title(title)
     return ax

@@ -16,6 +16,10 @@ gives per-pixel logits, :class:`GaussianDecoder` a mean in (0, 1) and a fixed or
 ``num_classes`` to become class-conditional: a learned label embedding is concatenated to the encoder's
 input features and to z.
 
+Training and exploring: :func:`train_vae` (Adam on the negative β-ELBO with optional KL warm-up, on top of
+:func:`aigc_course.train.train`); :func:`interpolate`, :func:`latent_traversal`, :func:`latent_map` (2-D
+coordinates of the posterior means), :func:`decoded_manifold` and :func:`latent_explorer` (ipywidgets sliders).
+
 Any encoder/decoder pair works if it follows the same protocol: ``encoder.in_shape`` (shape of one x),
 ``encoder.latent_dim``, ``encoder(x, labels) → (mu, logvar)`` each (B, D); ``decoder.latent_dim``,
 ``decoder.likelihood`` ("bernoulli" or "gaussian"), ``decoder(z, labels)`` → logits (B, *in_shape) or a
@@ -26,19 +30,26 @@ from __future__ import annotations
 
 import math
 import numbers
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .device import check_seed
 from .divergences import _check_finite, gaussian_kl
 from .gan import _check_labels, _float_tensor, _image_size, _int_at_least, _num_classes
+from .train import Callback, History, StepContext, TrainConfig, sample_batch, train
 
 __all__ = [
     "reparameterize", "GaussianEncoder", "ConvEncoder", "BernoulliDecoder", "GaussianDecoder", "VAE",
     "build_vae", "conditional_log_likelihood", "decoded_mean", "ELBOTerms", "elbo",
-    "importance_weighted_log_likelihood", "sample", "reconstruct",
+    "importance_weighted_log_likelihood", "sample", "reconstruct", "VAEConfig", "VAEResult", "train_vae",
+    "interpolate_latents", "interpolate", "latent_traversal", "encode_mean", "latent_map", "decoded_manifold",
+    "LatentExplorer", "latent_explorer",
 ]
 
 Likelihood = Literal["bernoulli", "gaussian"]
@@ -534,6 +545,8 @@ def reconstruct(model: VAE, x: torch.Tensor, *, labels: torch.Tensor | None = No
     """E[x|z = μ(x)], the decoded posterior mean (deterministic): (B, *in_shape) → same shape. Eval mode."""
     model = _check_vae(model)
     x, labels = _check_data(model, x, labels)
+    dev = _model_device(model)
+    x, labels = x.to(dev), (None if labels is None else labels.to(dev))
     was_training = model.training
     model.eval()
     try:
@@ -541,3 +554,408 @@ def reconstruct(model: VAE, x: torch.Tensor, *, labels: torch.Tensor | None = No
         return decoded_mean(model.decode(mu, labels), model.likelihood)
     finally:
         model.train(was_training)
+
+
+# --------------------------------------------------------------------------- training
+
+def _model_device(model: nn.Module) -> torch.device:
+    p = next(model.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
+def _number(name: str, v: object, *, low: float = 0.0, allow_low: bool = True) -> float:
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        raise TypeError(f"VAEConfig.{name} must be a number, got {type(v).__name__} {v!r}")
+    if not math.isfinite(v) or v < low or (v == low and not allow_low):
+        raise ValueError(f"VAEConfig.{name} must be a finite number {'>=' if allow_low else '>'} {low:g}, got {v!r}")
+    return float(v)
+
+
+@dataclass
+class VAEConfig:
+    """Settings of :func:`train_vae`: Adam on the negative (β-)ELBO, one reparameterised z per image.
+
+    kl_warmup: β grows linearly from 0 to ``beta`` over the first ``kl_warmup`` steps (β_t = β·t/kl_warmup;
+        0 = no warm-up), a common remedy for posterior collapse.
+    eval_every: with ``test`` data, evaluate every ``eval_every`` steps and at the last step (0: last only);
+        ``eval_k`` > 1 adds the IWAE bound with k = eval_k. Evaluation draws its ε from its own generator
+        seeded with ``seed``, so evaluating never changes the training run.
+    """
+
+    steps: int
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    beta: float = 1.0
+    kl_warmup: int = 0
+    lr_schedule: str = "constant"
+    eval_every: int = 0
+    eval_k: int = 1
+    seed: int = 0
+    grad_clip: float | None = None
+    amp: bool | None = None
+    ckpt_dir: str | None = None
+    ckpt_every: int = 0
+    log_every: int = 10
+    progress: bool = True
+    desc: str = "vae"
+
+    def __post_init__(self) -> None:
+        for name, low in (("steps", 0), ("batch_size", 1), ("kl_warmup", 0), ("eval_every", 0), ("eval_k", 1)):
+            _int_at_least(f"VAEConfig.{name}", getattr(self, name), low)
+        _number("lr", self.lr, allow_low=False)
+        _number("weight_decay", self.weight_decay)
+        _number("beta", self.beta)
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise ValueError(f"VAEConfig.lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}")
+        check_seed(self.seed)
+
+
+@dataclass
+class VAEResult:
+    """What :func:`train_vae` returns.
+
+    history: one row per step with loss (the minimised −(reconstruction − β_t·kl), batch mean), elbo
+        (β = 1), reconstruction (log p(x|z)), kl, beta (β_t) and grad_norm, all per-image means in nats;
+        with test data also test_elbo (and test_iwae for eval_k > 1) at the evaluation steps.
+    """
+
+    history: History
+    seconds: float = 0.0
+
+
+def _beta_at(config: VAEConfig, step: int) -> float:
+    if config.kl_warmup == 0:
+        return config.beta
+    return config.beta * min(1.0, step / config.kl_warmup)
+
+
+@torch.no_grad()
+def _evaluate(model: VAE, x: torch.Tensor, labels: torch.Tensor | None, k: int, seed: int,
+              chunk: int = 1024) -> dict[str, float]:
+    """Mean test ELBO (and IWAE bound for k > 1) in eval mode, ε from a generator seeded with ``seed``."""
+    rng = torch.Generator().manual_seed(seed)
+    was_training = model.training
+    model.eval()
+    try:
+        elbos, iwaes = [], []
+        for i in range(0, x.shape[0], chunk):
+            xb = x[i:i + chunk]
+            yb = None if labels is None else labels[i:i + chunk]
+            elbos.append(elbo(model, xb, labels=yb, rng=rng).elbo)
+            if k > 1:
+                iwaes.append(importance_weighted_log_likelihood(model, xb, k, labels=yb, rng=rng))
+    finally:
+        model.train(was_training)
+    out = {"test_elbo": float(torch.cat(elbos).mean())}
+    if k > 1:
+        out["test_iwae"] = float(torch.cat(iwaes).mean())
+    return out
+
+
+def train_vae(model: VAE, data: torch.Tensor, config: VAEConfig, *, labels: torch.Tensor | None = None,
+              test: torch.Tensor | None = None, test_labels: torch.Tensor | None = None,
+              callbacks: Sequence[Callback] = (), device: torch.device | str | None = None) -> VAEResult:
+    """Train ``model`` on ``data`` (N, *in_shape) for ``config.steps`` Adam steps; returns a VAEResult.
+
+    Minibatches are drawn with replacement from torch's global RNG (seed it with
+    :func:`aigc_course.device.seed_everything`), as is each step's ε. ``labels`` (N,) for a conditional
+    VAE; ``test`` / ``test_labels`` for the evaluation columns of the history. Built on
+    :func:`~aigc_course.train.train` with the model and optimizer named "vae", so checkpoints and exact
+    resume work as there.
+    """
+    model = _check_vae(model)
+    if not isinstance(config, VAEConfig):
+        raise TypeError(f"config must be a VAEConfig, got {type(config).__name__}")
+    dev = torch.device(device) if device is not None else _model_device(model)
+    model.to(dev)
+    data, labels = _check_data(model, data, labels)
+    data = data.to(dev)
+    labels = None if labels is None else labels.to(dev)
+    if test is not None:
+        test, test_labels = _check_data(model, test, test_labels)
+        test = test.to(dev)
+        test_labels = None if test_labels is None else test_labels.to(dev)
+    elif test_labels is not None:
+        raise ValueError("test_labels were given without test data")
+
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    schedulers = None
+    if config.lr_schedule == "cosine" and config.steps > 0:
+        schedulers = {"vae": torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config.steps)}
+
+    def step(ctx: StepContext) -> dict[str, float]:
+        if labels is None:
+            x, y = sample_batch(data, batch_size=config.batch_size)[0], None
+        else:
+            x, y = sample_batch(data, labels, batch_size=config.batch_size)
+        beta_t = _beta_at(config, ctx.step)
+        with ctx.autocast():
+            terms = elbo(model, x, labels=y)
+        loss = -(terms.reconstruction - beta_t * terms.kl).mean()
+        metrics = {"grad_norm": ctx.optimize(loss, "vae"), "loss": float(loss.detach()),
+                   "elbo": float(terms.elbo.detach().mean()),
+                   "reconstruction": float(terms.reconstruction.detach().mean()),
+                   "kl": float(terms.kl.detach().mean()), "beta": beta_t}
+        done = ctx.step + 1
+        if test is not None and (done == config.steps or (config.eval_every and done % config.eval_every == 0)):
+            metrics.update(_evaluate(model, test, test_labels, config.eval_k, config.seed))
+        return metrics
+
+    tc = TrainConfig(steps=config.steps, grad_clip=config.grad_clip, amp=config.amp, ckpt_dir=config.ckpt_dir,
+                     ckpt_every=config.ckpt_every, log_every=config.log_every, progress=config.progress,
+                     desc=config.desc)
+    start = time.perf_counter()
+    history = train(step, models={"vae": model}, optimizers={"vae": opt}, config=tc, schedulers=schedulers,
+                    callbacks=callbacks, device=dev)
+    return VAEResult(history, time.perf_counter() - start)
+
+
+# --------------------------------------------------------------------------- exploring the latent space
+
+def _vector(name: str, v: object, dim: int | None = None) -> torch.Tensor:
+    v = _float_tensor(name, v)
+    if v.ndim == 2 and v.shape[0] == 1:
+        v = v[0]
+    if v.ndim != 1 or v.shape[0] == 0 or (dim is not None and v.shape[0] != dim):
+        want = f"({dim},)" if dim is not None else "(D,)"
+        raise ValueError(f"{name} must be a latent vector of shape {want}, got {tuple(v.shape)}")
+    _check_finite(name, v)
+    return v
+
+
+def interpolate_latents(z_a: torch.Tensor, z_b: torch.Tensor, steps: int, *, method: str = "linear") -> torch.Tensor:
+    """``steps`` points from z_a to z_b (both included): (D,), (D,) → (steps, D).
+
+    ``"linear"``: (1 − t)·z_a + t·z_b. ``"slerp"``: along the great circle, sin((1 − t)ω)/sin ω · z_a +
+    sin(tω)/sin ω · z_b with ω the angle between them (linear when they are parallel). Under N(0, I) in
+    many dimensions, linear midpoints have a smaller norm than typical samples; slerp keeps it.
+    """
+    z_a = _vector("z_a", z_a)
+    z_b = _vector("z_b", z_b, z_a.shape[0])
+    steps = _int_at_least("steps", steps, 2)
+    if method not in ("linear", "slerp"):
+        raise ValueError(f"method must be 'linear' or 'slerp', got {method!r}")
+    z_a, z_b = torch.broadcast_tensors(z_a, z_b.to(z_a.dtype))
+    t = torch.linspace(0, 1, steps, dtype=z_a.dtype, device=z_a.device)[:, None]
+    linear = (1 - t) * z_a + t * z_b
+    if method == "linear":
+        return linear
+    na, nb = z_a.norm(), z_b.norm()
+    if na == 0 or nb == 0:
+        return linear
+    ua, ub = z_a / na, z_b / nb
+    # ω from atan2 stays accurate for nearly parallel and nearly opposite vectors (acos does not)
+    omega = 2 * torch.atan2((ua - ub).norm(), (ua + ub).norm())
+    so = torch.sin(omega)
+    if so < 1e-6:
+        return linear
+    return (torch.sin((1 - t) * omega) * z_a + torch.sin(t * omega) * z_b) / so
+
+
+def _one_label(model: VAE, label: object, n: int) -> torch.Tensor | None:
+    """A class index for every one of n decoded points (conditional VAEs), or None."""
+    if model.num_classes is None:
+        if label is not None:
+            raise ValueError("label was given, but this VAE is unconditional (num_classes=None)")
+        return None
+    if isinstance(label, torch.Tensor) and label.numel() == 1 and not label.is_floating_point():
+        label = int(label.item())
+    if isinstance(label, bool) or not isinstance(label, numbers.Integral) or not 0 <= label < model.num_classes:
+        raise ValueError(f"this VAE is class-conditional: pass label as an int in [0, {model.num_classes - 1}], "
+                         f"got {label!r}")
+    return torch.full((n,), int(label), dtype=torch.long)
+
+
+@torch.no_grad()
+def _decode_mean(model: VAE, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+    """E[x|z] for z (n, D) in eval mode on the model's device; returned on the CPU as float32."""
+    dev = _model_device(model)
+    was_training = model.training
+    model.eval()
+    try:
+        out = model.decode(z.to(dev, torch.float32), None if labels is None else labels.to(dev))
+        return decoded_mean(out, model.likelihood).float().cpu()
+    finally:
+        model.train(was_training)
+
+
+@torch.no_grad()
+def encode_mean(model: VAE, x: torch.Tensor, *, labels: torch.Tensor | None = None) -> torch.Tensor:
+    """The posterior means μ(x): (B, *in_shape) → (B, latent_dim), on the CPU, eval mode."""
+    model = _check_vae(model)
+    x, labels = _check_data(model, x, labels)
+    dev = _model_device(model)
+    was_training = model.training
+    model.eval()
+    try:
+        mu, _ = model.encode(x.to(dev), None if labels is None else labels.to(dev))
+        return mu.float().cpu()
+    finally:
+        model.train(was_training)
+
+
+def _single_image(model: VAE, x: object, name: str) -> torch.Tensor:
+    x = _float_tensor(name, x)
+    if tuple(x.shape) == model.in_shape:
+        x = x.unsqueeze(0)
+    if tuple(x.shape) != (1, *model.in_shape):
+        raise ValueError(f"{name} must be one image of shape {model.in_shape} (or (1, ...)), got {tuple(x.shape)}")
+    return x
+
+
+def interpolate(model: VAE, x_a: torch.Tensor, x_b: torch.Tensor, steps: int = 8, *, label: int | None = None,
+                method: str = "linear") -> torch.Tensor:
+    """Decoded means along the path between μ(x_a) and μ(x_b): one image each → (steps, *in_shape), CPU.
+
+    ``label``: the class for a conditional VAE (used for encoding both images and for decoding).
+    """
+    model = _check_vae(model)
+    x_a, x_b = _single_image(model, x_a, "x_a"), _single_image(model, x_b, "x_b")
+    y1 = _one_label(model, label, 1)
+    mu = encode_mean(model, torch.cat([x_a, x_b.to(x_a.device)]), labels=None if y1 is None else y1.repeat(2))
+    z = interpolate_latents(mu[0], mu[1], steps, method=method)
+    return _decode_mean(model, z, _one_label(model, label, z.shape[0]))
+
+
+def latent_traversal(model: VAE, z: torch.Tensor | None = None, *, dims: Sequence[int] | None = None,
+                     values: torch.Tensor | Sequence[float] | None = None, label: int | None = None) -> torch.Tensor:
+    """Decode z with one coordinate at a time set to each value: → (len(dims), len(values), *in_shape), CPU.
+
+    z: the starting point (D,), zeros (the prior's mode) by default; dims: the coordinates to vary (all by
+    default); values: what to set them to (default −3…3 in 7 steps).
+    """
+    model = _check_vae(model)
+    d = model.latent_dim
+    z0 = torch.zeros(d) if z is None else _vector("z", z, d).detach().float().cpu()
+    if dims is None:
+        dims = list(range(d))
+    if isinstance(dims, (str, bytes)) or not isinstance(dims, Sequence) or not dims or not all(
+            isinstance(i, numbers.Integral) and not isinstance(i, bool) and 0 <= i < d for i in dims):
+        raise ValueError(f"dims must be a non-empty list of latent indices in [0, {d - 1}], got {dims!r}")
+    vals = torch.linspace(-3, 3, 7) if values is None else torch.as_tensor(values, dtype=torch.float32)
+    if vals.ndim != 1 or vals.numel() == 0 or not torch.isfinite(vals).all():
+        raise ValueError(f"values must be a non-empty 1-D list of finite numbers, got {values!r}")
+    zs = z0.repeat(len(dims), len(vals), 1)                            # (len(dims), len(values), D)
+    for row, i in enumerate(dims):
+        zs[row, :, int(i)] = vals
+    flat = zs.reshape(-1, d)
+    out = _decode_mean(model, flat, _one_label(model, label, flat.shape[0]))
+    return out.reshape(len(dims), len(vals), *model.in_shape)
+
+
+def latent_map(model: VAE, x: torch.Tensor, *, labels: torch.Tensor | None = None) -> torch.Tensor:
+    """2-D coordinates of the posterior means: (B, *in_shape) → (B, 2), CPU.
+
+    The means themselves when latent_dim = 2; otherwise their projection on the two leading principal
+    components (centred; each component's sign fixed so its largest loading is positive).
+    """
+    model = _check_vae(model)
+    if model.latent_dim < 2:
+        raise ValueError(f"latent_map needs latent_dim >= 2, got {model.latent_dim}")
+    mu = encode_mean(model, x, labels=labels).double()
+    if model.latent_dim == 2:
+        return mu.float()
+    if mu.shape[0] < 2:
+        raise ValueError(f"x must hold at least 2 images to find principal components, got {mu.shape[0]}")
+    centred = mu - mu.mean(0)
+    _, _, vh = torch.linalg.svd(centred, full_matrices=False)
+    comps = vh[:2]
+    idx = comps.abs().argmax(dim=1)
+    comps = comps * torch.sign(comps[torch.arange(2), idx])[:, None]
+    return (centred @ comps.T).float()
+
+
+def decoded_manifold(model: VAE, n: int = 15, *, quantile: float = 0.95, label: int | None = None) -> torch.Tensor:
+    """Decoded means on an n×n grid of a 2-D latent space: → (n·n, *in_shape), CPU, rows top to bottom.
+
+    The grid is evenly spaced in probability, z = Φ⁻¹(p) for p from 1 − quantile to quantile (Kingma &
+    Welling's figure), so each cell covers the same prior mass. Row r holds z₂ decreasing (top of a
+    scatter plot first), column c holds z₁ increasing: image r·n + c.
+    """
+    model = _check_vae(model)
+    if model.latent_dim != 2:
+        raise ValueError(f"decoded_manifold needs latent_dim == 2, got {model.latent_dim}")
+    n = _int_at_least("n", n, 2)
+    if isinstance(quantile, bool) or not isinstance(quantile, numbers.Real) or not 0.5 < quantile < 1:
+        raise ValueError(f"quantile must be a number in (0.5, 1), got {quantile!r}")
+    grid = torch.distributions.Normal(0.0, 1.0).icdf(torch.linspace(1 - quantile, quantile, n, dtype=torch.float64))
+    z1, z2 = torch.meshgrid(grid, grid.flip(0), indexing="xy")
+    z = torch.stack([z1.reshape(-1), z2.reshape(-1)], dim=1).float()
+    return _decode_mean(model, z, _one_label(model, label, n * n))
+
+
+# --------------------------------------------------------------------------- the interactive explorer
+
+def _png(image: torch.Tensor, scale: int) -> bytes:
+    """(C, H, W) in [0, 1] → PNG bytes, each pixel drawn as a scale×scale block (grey for one channel)."""
+    import io
+
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    arr = image.detach().float().clamp(0, 1).cpu().numpy()
+    arr = arr[0] if arr.shape[0] == 1 else np.moveaxis(arr, 0, -1)
+    arr = np.repeat(np.repeat(arr, scale, axis=0), scale, axis=1)
+    buf = io.BytesIO()
+    plt.imsave(buf, arr, cmap="gray", vmin=0.0, vmax=1.0, format="png")
+    return buf.getvalue()
+
+
+class LatentExplorer:
+    """Sliders for the latent coordinates → the decoded image, live (ipywidgets).
+
+    ``widget`` is the box to display (displaying the explorer itself works too); ``sliders`` one FloatSlider
+    per shown coordinate; ``label_dropdown`` the class of a conditional VAE (else None); ``image`` the
+    ipywidgets.Image whose ``value`` holds the PNG; ``z`` the current latent (D,) and ``decoded`` the current
+    decoded mean (*in_shape). Setting a slider's ``value`` in Python re-decodes, as dragging it does.
+    """
+
+    def __init__(self, model: VAE, *, z: torch.Tensor | None = None, span: float = 3.0, max_sliders: int = 8,
+                 label: int | None = None, scale: int = 16) -> None:
+        import ipywidgets as widgets
+
+        self.model = _check_vae(model)
+        d = model.latent_dim
+        self.z = torch.zeros(d) if z is None else _vector("z", z, d).detach().float().cpu().clone()
+        if isinstance(span, bool) or not isinstance(span, numbers.Real) or not 0 < span < math.inf:
+            raise ValueError(f"span must be a positive finite number, got {span!r}")
+        shown = min(d, _int_at_least("max_sliders", max_sliders, 1))
+        self.scale = _int_at_least("scale", scale, 1)
+        if model.num_classes is not None and label is None:
+            label = 0
+        _one_label(model, label, 1)
+        self.sliders = [widgets.FloatSlider(value=float(self.z[i].clamp(-span, span)), min=-float(span),
+                                            max=float(span), step=float(span) / 50, description=f"z{i + 1}",
+                                            continuous_update=True) for i in range(shown)]
+        self.label_dropdown = None
+        if model.num_classes is not None:
+            self.label_dropdown = widgets.Dropdown(options=list(range(model.num_classes)), value=int(label),
+                                                   description="class")
+        self.image = widgets.Image(format="png", width=self.model.in_shape[-1] * self.scale)
+        controls = list(self.sliders) + ([self.label_dropdown] if self.label_dropdown is not None else [])
+        self.widget = widgets.HBox([widgets.VBox(controls), self.image])
+        self.decoded = torch.empty(0)
+        self._update()
+        for w in controls:
+            w.observe(self._update, names="value")
+
+    def _update(self, change: object = None) -> None:
+        for i, s in enumerate(self.sliders):
+            self.z[i] = s.value
+        label = None if self.label_dropdown is None else self.label_dropdown.value
+        self.decoded = _decode_mean(self.model, self.z[None], _one_label(self.model, label, 1))[0]
+        img = self.decoded if self.decoded.ndim == 3 else self.decoded.reshape(1, 1, -1)
+        self.image.value = _png(img, self.scale)
+
+    def _repr_mimebundle_(self, **kwargs: object) -> object:
+        return self.widget._repr_mimebundle_(**kwargs)
+
+
+def latent_explorer(model: VAE, *, z: torch.Tensor | None = None, span: float = 3.0, max_sliders: int = 8,
+                    label: int | None = None, scale: int = 16) -> LatentExplorer:
+    """An ipywidgets explorer of the decoder: one slider per latent coordinate (the first ``max_sliders``;
+    the rest stay at ``z``, zeros by default) in [−span, span], a class menu for a conditional VAE (starting at
+    ``label``), and the decoded mean drawn ``scale`` times enlarged. Display the result in a notebook.
+    """
+    return LatentExplorer(model, z=z, span=span, max_sliders=max_sliders, label=label, scale=scale)

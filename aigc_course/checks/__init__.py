@@ -24,11 +24,15 @@ from .gan_theory import *  # noqa: F403
 from .gan_theory import __all__ as _gan_theory_all
 from .pipeline import *  # noqa: F403
 from .pipeline import __all__ as _pipe_all
+from .vae_practice import *  # noqa: F403
+from .vae_practice import __all__ as _vae_practice_all
+from .vae_theory import *  # noqa: F403
+from .vae_theory import __all__ as _vae_theory_all
 from .wasserstein import *  # noqa: F403
 from .wasserstein import __all__ as _wasserstein_all
 
 __all__ = [
     "Case", "Check", "CheckFailed", "Mistake", "TensorResult", "TupleResult", "check_function", "check_value",
     "max_abs_diff", "values_close", *_pipe_all, *_div_all, *_gan_theory_all, *_dcgan_all,
-    *_wasserstein_all,
+    *_wasserstein_all, *_vae_theory_all, *_vae_practice_all,
 ]
