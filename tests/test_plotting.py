@@ -19,6 +19,7 @@ from aigc_course.plotting import (  # noqa: E402
     make_grid,
     plot_density_1d,
     plot_history,
+    plot_latent_map,
     plot_samples_2d,
     show_images,
 )
@@ -283,6 +284,37 @@ def test_plot_samples_2d_bad_inputs():
         plot_samples_2d(torch.randn(10, 2), target=lambda x: x[:, 0], grid_size=1)
     with pytest.raises(ValueError, match="finite"):
         plot_samples_2d(torch.full((3, 2), float("inf")))
+
+
+# ----------------------------------------------------------------------------- plot_latent_map
+
+def test_plot_latent_map_one_colour_and_legend_entry_per_class():
+    coords = torch.tensor([[0.0, 1.0], [2.0, 3.0], [4.0, 5.0], [6.0, 7.0], [8.0, 9.0]])
+    labels = torch.tensor([7, 2, 7, 0, 2])
+    ax = plot_latent_map(coords, labels, title="latent")
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["0", "2", "7"]
+    pts = [c.get_offsets().tolist() for c in ax.collections]
+    assert pts == [[[6.0, 7.0]], [[2.0, 3.0], [8.0, 9.0]], [[0.0, 1.0], [4.0, 5.0]]]
+    colours = [tuple(c.get_facecolor()[0][:3]) for c in ax.collections]
+    assert len(set(colours)) == 3
+    assert ax.get_title() == "latent" and ax.get_xlabel() == "$z_1$"
+    many = plot_latent_map(np.random.default_rng(0).normal(size=(40, 2)), np.arange(40) % 15)
+    assert len(many.collections) == 15
+
+
+def test_plot_latent_map_bad_inputs():
+    with pytest.raises(ValueError, match=r"^coords must have shape \(N, 2\) with N >= 1, got \(4, 3\)$"):
+        plot_latent_map(torch.zeros(4, 3), torch.zeros(4, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"^labels must have shape \(4,\) like coords, got \(3,\)$"):
+        plot_latent_map(torch.zeros(4, 2), torch.zeros(3, dtype=torch.long))
+    with pytest.raises(TypeError, match="^labels must be integer class labels, got dtype float32$"):
+        plot_latent_map(torch.zeros(4, 2), torch.zeros(4))
+    with pytest.raises(ValueError, match="^labels hold 21 classes; at most 20 can be told apart by colour$"):
+        plot_latent_map(torch.zeros(21, 2), torch.arange(21))
+    with pytest.raises(ValueError, match="alpha"):
+        plot_latent_map(torch.zeros(2, 2), torch.arange(2), alpha=2)
+    with pytest.raises(ValueError, match="marker area"):
+        plot_latent_map(torch.zeros(2, 2), torch.arange(2), s=0)
 
 
 # ----------------------------------------------------------------------------- plot_density_1d
