@@ -22,6 +22,9 @@ from typing import Literal
 
 import torch
 
+from .validation import check_finite as _check_finite
+from .validation import check_generator as _check_generator
+
 __all__ = [
     "entropy", "cross_entropy", "kl_divergence", "js_divergence",
     "gaussian_log_prob", "gaussian_kl", "gaussian_mle", "Mixture1D",
@@ -63,11 +66,6 @@ def _result_dtype(*tensors: torch.Tensor) -> torch.dtype:
     """torch's promotion for float tensors: 0-d tensors (e.g. from Python numbers) don't widen the others."""
     dtypes = [t.dtype for t in tensors if t.ndim] or [t.dtype for t in tensors]
     return functools.reduce(torch.promote_types, dtypes)
-
-
-def _check_finite(name: str, t: torch.Tensor) -> None:
-    if not torch.isfinite(t).all():
-        raise ValueError(f"{name} must be finite, got NaN or inf")
 
 
 def _check_not_nan(name: str, t: torch.Tensor) -> None:
@@ -147,11 +145,6 @@ def _number(name: str, x: object, positive: bool = False) -> float:
     if positive and x <= 0:
         raise ValueError(f"{name} must be positive, got {x!r}")
     return x
-
-
-def _check_generator(generator: object) -> None:
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
 
 
 def _check_count(name: str, n: object) -> int:

@@ -33,8 +33,14 @@ from torch import nn
 from torch.nn import functional as F
 
 from .device import check_seed
-from .divergences import _check_finite, _check_generator
 from .train import Callback, History, StepContext, TrainConfig, sample_batch, train
+from .validation import check_finite as _check_finite
+from .validation import check_generator as _check_generator
+from .validation import check_labels as _check_labels
+from .validation import conv_image_size as _image_size
+from .validation import float_tensor as _float_tensor
+from .validation import int_at_least as _int_at_least
+from .validation import num_classes as _num_classes
 
 __all__ = [
     "discriminator_loss", "generator_loss", "critic_loss", "wasserstein_generator_loss",
@@ -48,14 +54,6 @@ _KINDS = ("non_saturating", "minimax")
 
 
 # --------------------------------------------------------------------------- input validation
-
-def _float_tensor(name: str, x: object) -> torch.Tensor:
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if not x.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
-    return x
-
 
 def _batch_values(name: str, x: object) -> torch.Tensor:
     """Logits or scores of shape (B,) or (B, 1), B ≥ 1, finite → a (B,) view."""
@@ -220,18 +218,6 @@ def input_gradient_norms(
 
 # --------------------------------------------------------------------------- models
 
-def _int_at_least(name: str, v: object, low: int) -> int:
-    if isinstance(v, bool) or not isinstance(v, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {type(v).__name__} {v!r}")
-    if v < low:
-        raise ValueError(f"{name} must be >= {low}, got {v}")
-    return int(v)
-
-
-def _num_classes(v: object) -> int | None:
-    return None if v is None else _int_at_least("num_classes", v, 2)
-
-
 def _check_input(name: str, x: object, shape: tuple[int, ...], where: str) -> torch.Tensor:
     """A float tensor of shape (B, *shape) with B >= 1."""
     x = _float_tensor(name, x)
@@ -239,25 +225,6 @@ def _check_input(name: str, x: object, shape: tuple[int, ...], where: str) -> to
         want = ", ".join(["B", *map(str, shape)])
         raise ValueError(f"{name} must have shape ({want}) with B >= 1 for {where}, got {tuple(x.shape)}")
     return x
-
-
-def _check_labels(labels: object, num_classes: int | None, batch: int, where: str) -> torch.Tensor | None:
-    if num_classes is None:
-        if labels is not None:
-            raise ValueError(f"labels were given, but {where} is unconditional (num_classes=None)")
-        return None
-    if labels is None:
-        raise ValueError(f"{where} is class-conditional (num_classes={num_classes}): pass labels of shape ({batch},)")
-    if not isinstance(labels, torch.Tensor):
-        raise TypeError(f"labels must be a torch.Tensor of class indices, got {type(labels).__name__}")
-    if labels.dtype not in (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8):
-        raise TypeError(f"labels must be an integer tensor (class indices), got dtype {labels.dtype}")
-    if tuple(labels.shape) != (batch,):
-        raise ValueError(f"labels must have shape ({batch},) to match the batch, got {tuple(labels.shape)}")
-    if batch and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
-        raise ValueError(f"labels must lie in [0, {num_classes - 1}], got values in "
-                         f"[{int(labels.min())}, {int(labels.max())}]")
-    return labels.long()
 
 
 def init_dcgan_weights(module: nn.Module, std: float = 0.02) -> nn.Module:
@@ -340,13 +307,6 @@ class MLPDiscriminator(nn.Module):
         x = _check_input("x", x, (self.in_dim,), "MLPDiscriminator")
         labels = _check_labels(labels, self.num_classes, x.shape[0], "this discriminator")
         return _projection_logit(self.features(x), self.head, self.embed, labels)
-
-
-def _image_size(v: object) -> int:
-    size = _int_at_least("image_size", v, 8)
-    if size % 4:
-        raise ValueError(f"image_size must be a multiple of 4 (two stride-2 layers), got {size}")
-    return size
 
 
 class DCGANGenerator(nn.Module):

@@ -29,7 +29,8 @@ from collections.abc import Sequence
 
 import torch
 
-from .divergences import _broadcast, _check_generator, _check_probs, _real_tensor
+from .divergences import _broadcast, _check_probs, _real_tensor
+from .validation import check_generator as _check_generator
 
 __all__ = [
     "CharNGramModel",

@@ -40,9 +40,14 @@ from torch import nn
 from torch.nn import functional as F
 
 from .device import check_seed
-from .divergences import _check_finite, gaussian_kl
-from .gan import _check_labels, _float_tensor, _image_size, _int_at_least, _num_classes
+from .divergences import gaussian_kl
 from .train import Callback, History, StepContext, TrainConfig, sample_batch, train
+from .validation import check_finite as _check_finite
+from .validation import check_labels as _check_labels
+from .validation import conv_image_size as _image_size
+from .validation import float_tensor as _float_tensor
+from .validation import int_at_least as _int_at_least
+from .validation import num_classes as _num_classes
 
 __all__ = [
     "reparameterize", "GaussianEncoder", "ConvEncoder", "BernoulliDecoder", "GaussianDecoder", "VAE",

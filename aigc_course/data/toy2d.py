@@ -12,6 +12,8 @@ from numbers import Real
 
 import torch
 
+from ..validation import check_generator as _check_generator
+
 DEFAULT_NOISE = {"ring8": 0.02, "grid25": 0.05, "swiss_roll": 0.1, "two_moons": 0.1}
 TOY_2D_NAMES = tuple(DEFAULT_NOISE)
 MIXTURE_NAMES = ("ring8", "grid25")
@@ -23,12 +25,6 @@ def _check_n(n: object, name: str = "n") -> int:
     if n < 1:
         raise ValueError(f"{name} must be >= 1, got {n}")
     return n
-
-
-def _check_generator(generator: object) -> torch.Generator | None:
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
-    return generator
 
 
 def _check_nonneg(value: object, name: str, strictly_positive: bool = False) -> float:
