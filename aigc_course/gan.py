@@ -33,7 +33,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .device import check_seed
-from .train import Callback, History, StepContext, TrainConfig, sample_batch, train
+from .train import Callback, History, StepContext, TrainConfig, eval_mode, sample_batch, train
 from .validation import check_finite as _check_finite
 from .validation import check_generator as _check_generator
 from .validation import check_labels as _check_labels
@@ -421,16 +421,12 @@ def generate(model: nn.Module, n: int, *, labels: torch.Tensor | None = None, rn
     dev = _model_device(model)
     labels = _check_labels(labels, getattr(model, "num_classes", None), n, "this generator")
     z = latent_noise(n, dim, rng=rng, device=dev)
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         parts = []
         for i in range(0, n, batch_size):
             y = None if labels is None else labels[i:i + batch_size].to(dev)
             parts.append(model(z[i:i + batch_size], y) if y is not None else model(z[i:i + batch_size]))
         return torch.cat(parts)
-    finally:
-        model.train(was_training)
 
 
 # --------------------------------------------------------------------------- training
@@ -621,14 +617,9 @@ def train_gan(
         return D(x) if y is None else D(x, y)
 
     def snapshot(step: int) -> None:
-        was = G.training
-        G.eval()
-        try:
-            with torch.no_grad():
-                y = None if fixed_labels is None else fixed_labels.to(dev)
-                samples = G_(fixed_noise.to(dev), y).float().cpu()
-        finally:
-            G.train(was)
+        with eval_mode(G), torch.no_grad():
+            y = None if fixed_labels is None else fixed_labels.to(dev)
+            samples = G_(fixed_noise.to(dev), y).float().cpu()
         result.snapshots.append((step, samples))
         if on_snapshot is not None:
             on_snapshot(step, samples)

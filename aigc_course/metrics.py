@@ -59,6 +59,7 @@ from torch import nn
 from .checkpoint import load_weights, save_weights
 from .config import cache_dir, require_bool
 from .device import rng_state_kept
+from .train import eval_mode
 
 if TYPE_CHECKING:
     from .data.digits import DigitsSplit
@@ -236,14 +237,9 @@ def _forward(images: object, classifier: object, min_batch: int = 1) -> tuple[to
     x = _images(images, min_batch)
     clf = _check_classifier(classifier)
     device = next(clf.parameters()).device
-    was_training = clf.training
-    clf.eval()
-    try:
-        with torch.no_grad():
-            feats = clf.features(x.to(device))
-            return feats, clf.head(feats)
-    finally:
-        clf.train(was_training)
+    with eval_mode(clf), torch.no_grad():
+        feats = clf.features(x.to(device))
+        return feats, clf.head(feats)
 
 
 # --- classifier scores ---------------------------------------------------------------------------------

@@ -37,7 +37,7 @@ import contextlib
 import math
 import numbers
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -406,6 +406,23 @@ def train(
                                                 extra={"history": history.records}, keep_last=config.keep_last,
                                                 spec=spec)
     return history
+
+
+@contextlib.contextmanager
+def eval_mode(*models: nn.Module) -> Iterator[None]:
+    """Put the models in eval mode (dropout off, batch norm on its running statistics) for the block, then give
+    every submodule back its own previous mode, also when the block raises."""
+    for i, m in enumerate(models):
+        if not isinstance(m, nn.Module):
+            raise TypeError(f"models[{i}] must be a torch.nn.Module, got {type(m).__name__}")
+    saved = [(sub, sub.training) for m in models for sub in m.modules()]
+    for m in models:
+        m.eval()
+    try:
+        yield
+    finally:
+        for sub, mode in saved:
+            sub.training = mode
 
 
 def sample_batch(*tensors: torch.Tensor, batch_size: int) -> tuple[torch.Tensor, ...]:

@@ -41,7 +41,7 @@ from torch.nn import functional as F
 
 from .device import check_seed
 from .divergences import gaussian_kl
-from .train import Callback, History, StepContext, TrainConfig, sample_batch, train
+from .train import Callback, History, StepContext, TrainConfig, eval_mode, sample_batch, train
 from .validation import check_finite as _check_finite
 from .validation import check_labels as _check_labels
 from .validation import conv_image_size as _image_size
@@ -497,9 +497,7 @@ def importance_weighted_log_likelihood(model: VAE, x: torch.Tensor, k: int, *, l
     x, labels = _check_data(model, x, labels)
     b = x.shape[0]
     per_chunk = max(1, batch_size // b)
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         mu, logvar = model.encode(x, labels)
         total = torch.full((b,), -math.inf, dtype=mu.dtype, device=mu.device)
         done = 0
@@ -515,8 +513,6 @@ def importance_weighted_log_likelihood(model: VAE, x: torch.Tensor, k: int, *, l
             total = torch.logaddexp(total, torch.logsumexp(log_w, dim=0))
             done += c
         return total - math.log(k)
-    finally:
-        model.train(was_training)
 
 
 # --------------------------------------------------------------------------- sampling and reconstruction
@@ -537,12 +533,8 @@ def sample(model: VAE, n: int, *, labels: torch.Tensor | None = None,
     ref = torch.empty(0) if p is None else torch.empty(0, device=p.device, dtype=p.dtype)
     dev = ref.device
     z = _randn((n, model.latent_dim), ref, rng)
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         return decoded_mean(model.decode(z, None if labels is None else labels.to(dev)), model.likelihood)
-    finally:
-        model.train(was_training)
 
 
 @torch.no_grad()
@@ -552,13 +544,9 @@ def reconstruct(model: VAE, x: torch.Tensor, *, labels: torch.Tensor | None = No
     x, labels = _check_data(model, x, labels)
     dev = _model_device(model)
     x, labels = x.to(dev), (None if labels is None else labels.to(dev))
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         mu, _ = model.encode(x, labels)
         return decoded_mean(model.decode(mu, labels), model.likelihood)
-    finally:
-        model.train(was_training)
 
 
 # --------------------------------------------------------------------------- training
@@ -640,9 +628,7 @@ def _evaluate(model: VAE, x: torch.Tensor, labels: torch.Tensor | None, k: int, 
               chunk: int = 1024) -> dict[str, float]:
     """Mean test ELBO (and IWAE bound for k > 1) in eval mode, ε from a generator seeded with ``seed``."""
     rng = torch.Generator().manual_seed(seed)
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         elbos, iwaes = [], []
         for i in range(0, x.shape[0], chunk):
             xb = x[i:i + chunk]
@@ -650,8 +636,6 @@ def _evaluate(model: VAE, x: torch.Tensor, labels: torch.Tensor | None, k: int, 
             elbos.append(elbo(model, xb, labels=yb, rng=rng).elbo)
             if k > 1:
                 iwaes.append(importance_weighted_log_likelihood(model, xb, k, labels=yb, rng=rng))
-    finally:
-        model.train(was_training)
     out = {"test_elbo": float(torch.cat(elbos).mean())}
     if k > 1:
         out["test_iwae"] = float(torch.cat(iwaes).mean())
@@ -776,13 +760,9 @@ def _one_label(model: VAE, label: object, n: int) -> torch.Tensor | None:
 def _decode_mean(model: VAE, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
     """E[x|z] for z (n, D) in eval mode on the model's device; returned on the CPU as float32."""
     dev = _model_device(model)
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         out = model.decode(z.to(dev, torch.float32), None if labels is None else labels.to(dev))
         return decoded_mean(out, model.likelihood).float().cpu()
-    finally:
-        model.train(was_training)
 
 
 @torch.no_grad()
@@ -791,13 +771,9 @@ def encode_mean(model: VAE, x: torch.Tensor, *, labels: torch.Tensor | None = No
     model = _check_vae(model)
     x, labels = _check_data(model, x, labels)
     dev = _model_device(model)
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         mu, _ = model.encode(x.to(dev), None if labels is None else labels.to(dev))
         return mu.float().cpu()
-    finally:
-        model.train(was_training)
 
 
 def _single_image(model: VAE, x: object, name: str) -> torch.Tensor:

@@ -18,7 +18,7 @@ from torch.nn import functional as F
 
 from aigc_course.checkpoint import latest_checkpoint
 from aigc_course.device import seed_everything
-from aigc_course.train import History, NonFiniteLossError, TrainConfig, sample_batch, train
+from aigc_course.train import History, NonFiniteLossError, TrainConfig, eval_mode, sample_batch, train
 
 JOB = Path(__file__).with_name("resume_job.py")
 
@@ -766,3 +766,22 @@ def test_sample_batch_edges():
         sample_batch(x, torch.tensor(1.0), batch_size=2)
     with _raises_exactly(ValueError, "tensors are empty (N=0)"):
         sample_batch(torch.zeros(0, 3), torch.zeros(0), batch_size=2)
+
+
+def test_eval_mode_restores_every_submodule_mode_also_after_an_error():
+    a = nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.5), nn.BatchNorm1d(2))
+    a[1].eval()                                  # a mixed model: one submodule already in eval mode
+    b = nn.Linear(2, 2).eval()
+    before = [m.training for m in (*a.modules(), b)]
+    assert before == [True, True, False, True, False]
+    with eval_mode(a, b):
+        assert not any(m.training for m in (*a.modules(), b))
+    assert [m.training for m in (*a.modules(), b)] == before
+    with pytest.raises(RuntimeError, match="^boom$"), eval_mode(a):
+        assert not a.training
+        raise RuntimeError("boom")
+    assert [m.training for m in a.modules()] == before[:4]
+    with pytest.raises(TypeError, match="^models\\[1\\] must be a torch.nn.Module, got str$"):
+        with eval_mode(a, "b"):
+            pass
+    assert [m.training for m in a.modules()] == before[:4]
