@@ -373,7 +373,7 @@ def _check_data(model: VAE, x: object, labels: object) -> tuple[torch.Tensor, to
     x = _check_x(x, model.in_shape, "this VAE")
     _check_finite("x", x)
     y = _check_labels(labels, model.num_classes, x.shape[0], "this VAE")
-    if model.likelihood == "bernoulli" and (x.min() < 0 or x.max() > 1):
+    if model.likelihood == "bernoulli" and x.numel() and (x.min() < 0 or x.max() > 1):
         raise ValueError(f"x must lie in [0, 1] for a Bernoulli likelihood, got values in "
                          f"[{float(x.min()):.4g}, {float(x.max()):.4g}]")
     return x, y
@@ -403,12 +403,12 @@ def conditional_log_likelihood(decoder_output: torch.Tensor | tuple[torch.Tensor
         if logits.shape != x.shape:
             raise ValueError(f"decoder_output (logits) must have the shape of x {tuple(x.shape)}, got "
                              f"{tuple(logits.shape)}")
-        if x.min() < 0 or x.max() > 1:
+        if x.numel() and (x.min() < 0 or x.max() > 1):
             raise ValueError(f"x must lie in [0, 1] for a Bernoulli likelihood, got values in "
                              f"[{float(x.min()):.4g}, {float(x.max()):.4g}]")
         logits = _wide(logits)
         ll = -F.binary_cross_entropy_with_logits(logits, x.to(logits.dtype), reduction="none")
-        return ll.flatten(1).sum(1)
+        return ll.reshape(x.shape[0], -1).sum(1)
     if not (isinstance(decoder_output, tuple) and len(decoder_output) == 2):
         raise TypeError("decoder_output must be a (mean, logvar) pair for a Gaussian likelihood, got "
                         f"{type(decoder_output).__name__}")
@@ -417,13 +417,14 @@ def conditional_log_likelihood(decoder_output: torch.Tensor | tuple[torch.Tensor
     if mean.shape != x.shape:
         raise ValueError(f"mean must have the shape of x {tuple(x.shape)}, got {tuple(mean.shape)}")
     try:
-        torch.broadcast_shapes(logvar.shape, x.shape)
+        fits = torch.broadcast_shapes(logvar.shape, x.shape) == x.shape
     except RuntimeError:
-        raise ValueError(f"logvar must broadcast to the shape of x {tuple(x.shape)}, "
-                         f"got {tuple(logvar.shape)}") from None
+        fits = False
+    if not fits:
+        raise ValueError(f"logvar must broadcast to the shape of x {tuple(x.shape)}, got {tuple(logvar.shape)}")
     x = x.to(mean.dtype)
     ll = -0.5 * (_LOG_2PI + logvar + (x - mean) ** 2 * torch.exp(-logvar))
-    return ll.expand_as(x).flatten(1).sum(1)
+    return ll.expand_as(x).reshape(x.shape[0], -1).sum(1)
 
 
 def decoded_mean(decoder_output: torch.Tensor | tuple[torch.Tensor, torch.Tensor], likelihood: str) -> torch.Tensor:
