@@ -11,6 +11,8 @@ KL(q(z|x) ‖ p(z|x)). The IWAE bound log (1/k) Σᵢ p(x, zᵢ)/q(zᵢ|x), zᵢ
 
 Models: :class:`GaussianEncoder` (MLP) and :class:`ConvEncoder` give (μ, logvar); :class:`BernoulliDecoder`
 gives per-pixel logits, :class:`GaussianDecoder` a mean in (0, 1) and a fixed or learned log-variance;
+:class:`LinearGaussianEncoder` / :class:`LinearGaussianDecoder` make probabilistic PCA (a linear-Gaussian
+model whose log p(x) and posterior are exact) a VAE;
 :class:`VAE` joins an encoder and a decoder, and :func:`build_vae` builds a standard one. Images are
 (B, 1, s, s) with s a multiple of 4 (8 for the sklearn digits, 28 for MNIST). Each model takes
 ``num_classes`` to become class-conditional: a learned label embedding is concatenated to the encoder's
@@ -50,7 +52,8 @@ from .validation import int_at_least as _int_at_least
 from .validation import num_classes as _num_classes
 
 __all__ = [
-    "reparameterize", "GaussianEncoder", "ConvEncoder", "BernoulliDecoder", "GaussianDecoder", "VAE",
+    "reparameterize", "GaussianEncoder", "ConvEncoder", "BernoulliDecoder", "GaussianDecoder",
+    "LinearGaussianEncoder", "LinearGaussianDecoder", "VAE",
     "build_vae", "conditional_log_likelihood", "decoded_mean", "ELBOTerms", "elbo",
     "importance_weighted_log_likelihood", "sample", "reconstruct", "VAEConfig", "VAEResult", "train_vae",
     "interpolate_latents", "interpolate", "latent_traversal", "encode_mean", "latent_map", "decoded_manifold",
@@ -272,6 +275,74 @@ class GaussianDecoder(nn.Module):
         labels = _check_labels(labels, self.num_classes, z.shape[0], "this decoder")
         mean = torch.sigmoid(self.body(z, labels))
         return mean, self.logvar.to(mean.dtype).expand_as(mean)
+
+
+class _FixedLogvar(nn.Module):
+    """A log-variance that does not depend on the input: a scalar or one per output unit, fixed or learned."""
+
+    def __init__(self, dim: int, logvar: float | torch.Tensor, learn: bool, name: str) -> None:
+        super().__init__()
+        t = None
+        if isinstance(logvar, torch.Tensor) and logvar.is_floating_point():
+            t = logvar.detach().clone()
+        elif isinstance(logvar, numbers.Real) and not isinstance(logvar, bool):
+            t = torch.tensor(float(logvar))
+        if t is None or t.shape not in ((), (dim,)) or not torch.isfinite(t).all():
+            raise ValueError(f"{name} must be a finite number or a tensor of shape ({dim},), got {logvar!r}")
+        if not isinstance(learn, bool):
+            raise TypeError(f"learn_logvar must be True or False, got {learn!r}")
+        if learn:
+            self.value = nn.Parameter(t)
+        else:
+            self.register_buffer("value", t)
+
+    def expand(self, like: torch.Tensor) -> torch.Tensor:
+        return self.value.to(like.dtype).expand_as(like)
+
+
+class LinearGaussianEncoder(nn.Module):
+    """q(z|x) = N(A·x + a, diag exp(logvar)) with an input-independent log-variance — the family that holds the
+    exact posterior of probabilistic PCA. forward(x (B, in_dim)) → mu, logvar, each (B, latent_dim).
+
+    ``logvar``: a number or a (latent_dim,) tensor; fixed (``learn_logvar=False``) or learned from there.
+    Set A and a through ``encoder.linear.weight`` / ``.bias``.
+    """
+
+    def __init__(self, in_dim: int, latent_dim: int, logvar: float | torch.Tensor = 0.0,
+                 learn_logvar: bool = True) -> None:
+        super().__init__()
+        self.in_shape = (_int_at_least("in_dim", in_dim, 1),)
+        self.latent_dim = _int_at_least("latent_dim", latent_dim, 1)
+        self.linear = nn.Linear(in_dim, latent_dim)
+        self.logvar = _FixedLogvar(self.latent_dim, logvar, learn_logvar, "logvar")
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        x = _check_x(x, self.in_shape, "LinearGaussianEncoder")
+        _check_labels(labels, None, x.shape[0], "this encoder")
+        mu = self.linear(x)
+        return mu, self.logvar.expand(mu)
+
+
+class LinearGaussianDecoder(nn.Module):
+    """p(x|z) = N(W·z + b, diag exp(logvar)): probabilistic PCA's likelihood (with a scalar logvar = log σ²).
+    forward(z (B, latent_dim)) → (mean, logvar), each (B, out_dim). Set W and b through ``decoder.linear``.
+    """
+
+    likelihood = "gaussian"
+
+    def __init__(self, latent_dim: int, out_dim: int, logvar: float | torch.Tensor = 0.0,
+                 learn_logvar: bool = True) -> None:
+        super().__init__()
+        self.latent_dim = _int_at_least("latent_dim", latent_dim, 1)
+        self.out_dim = _int_at_least("out_dim", out_dim, 1)
+        self.linear = nn.Linear(latent_dim, out_dim)
+        self.logvar = _FixedLogvar(self.out_dim, logvar, learn_logvar, "logvar")
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        z = _check_x(z, (self.latent_dim,), "LinearGaussianDecoder", name="z")
+        _check_labels(labels, None, z.shape[0], "this decoder")
+        mean = self.linear(z)
+        return mean, self.logvar.expand(mean)
 
 
 # --------------------------------------------------------------------------- the VAE

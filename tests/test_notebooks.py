@@ -21,6 +21,7 @@ import aigc_course
 import aigc_course.checks
 import aigc_course.gan
 import aigc_course.ngram
+import aigc_course.vae
 
 ROOT = Path(__file__).resolve().parents[1]
 LESSONS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -254,12 +255,14 @@ LESSON_01 = ROOT / "notebooks" / "01_generative_modeling_basics.ipynb"
 LESSON_02 = ROOT / "notebooks" / "02_gan_theory.ipynb"
 LESSON_03 = ROOT / "notebooks" / "03_dcgan_images.ipynb"
 LESSON_04 = ROOT / "notebooks" / "04_wasserstein_gan.ipynb"
+LESSON_05 = ROOT / "notebooks" / "05_vae_theory.ipynb"
 
 
 _SOFTMAX_WITH_TEMPERATURE = aigc_course.ngram.softmax_with_temperature  # the real one, kept before planting
 _GENERATOR_LOSS = aigc_course.gan.generator_loss
 _INIT_DCGAN_WEIGHTS = aigc_course.gan.init_dcgan_weights
 _GRADIENT_PENALTY = aigc_course.gan.gradient_penalty
+_REPARAMETERIZE = aigc_course.vae.reparameterize
 
 
 def _mle_not_normalised(counts):
@@ -303,6 +306,11 @@ def _penalty_detached(critic, real, fake, generator=None):
     return _GRADIENT_PENALTY(critic, real, fake, generator).detach()
 
 
+def _reparameterize_variance_as_std(mu, logvar, *, rng=None):
+    """Scales ε by the variance exp(logvar) instead of the standard deviation exp(logvar / 2)."""
+    return _REPARAMETERIZE(mu, 2 * logvar, rng=rng)
+
+
 # lesson, module, function, planted version, the assert (source text) that must catch it
 PLANTED_HELPERS = [
     (LESSON_00, "aigc_course.ngram", "categorical_mle", _mle_not_normalised,
@@ -318,6 +326,7 @@ PLANTED_HELPERS = [
     (LESSON_03, "aigc_course.gan", "init_dcgan_weights", _init_std_read_as_variance,
      "abs(conv_w.std() - 0.02) < 1e-3"),
     (LESSON_04, "aigc_course.gan", "gradient_penalty", _penalty_detached, "0.7 < gp_q10 and gp_q90 < 1.3"),
+    (LESSON_05, "aigc_course.vae", "reparameterize", _reparameterize_variance_as_std, "abs(mc - cf) < 4 * mc_se"),
 ]
 
 

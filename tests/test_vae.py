@@ -22,6 +22,8 @@ from aigc_course.vae import (
     ELBOTerms,
     GaussianDecoder,
     GaussianEncoder,
+    LinearGaussianDecoder,
+    LinearGaussianEncoder,
     build_vae,
     conditional_log_likelihood,
     elbo,
@@ -455,3 +457,76 @@ def test_cuda_training_steps_with_bf16(likelihood):
     assert any(not torch.equal(before[k], v) for k, v in model.state_dict().items())
     iw = importance_weighted_log_likelihood(model, imgs[:8], 100, labels=ys[:8])
     assert iw.device.type == "cuda" and torch.isfinite(iw).all()
+
+
+# --------------------------------------------------------------------------- probabilistic PCA as a VAE
+
+def test_linear_gaussian_pair_is_ppca_and_its_exact_posterior_closes_the_gap():
+    torch.manual_seed(0)
+    d, D, sigma2 = 2, 5, 0.3
+    W, b = torch.randn(D, d), torch.randn(D)
+    dec = LinearGaussianDecoder(d, D, logvar=math.log(sigma2), learn_logvar=False)
+    Lam = torch.eye(d) + W.T @ W / sigma2                      # posterior precision
+    cov = torch.linalg.inv(Lam)
+    enc = LinearGaussianEncoder(D, d)
+    with torch.no_grad():
+        dec.linear.weight.copy_(W)
+        dec.linear.bias.copy_(b)
+        enc.linear.weight.copy_(cov @ W.T / sigma2)
+        enc.linear.bias.copy_(-(cov @ W.T @ b) / sigma2)
+    x = torch.randn(7, D)
+    mean, logvar = dec(torch.zeros(7, d))
+    assert torch.allclose(mean, b.expand(7, D)) and torch.allclose(logvar, torch.full((7, D), math.log(sigma2)))
+    mu, lv = enc(x)
+    assert torch.allclose(mu, (cov @ W.T @ (x - b).T / sigma2).T, atol=1e-5) and lv.shape == (7, d)
+    assert [n for n, _ in enc.named_parameters()] == ["linear.weight", "linear.bias", "logvar.value"]
+    assert [n for n, _ in dec.named_parameters()] == ["linear.weight", "linear.bias"]   # fixed: a buffer
+    assert [n for n, _ in dec.named_buffers()] == ["logvar.value"]
+    # with the exact posterior's variances (1-D latent: the posterior is diagonal), ELBO = log p(x) exactly
+    W1 = W[:, :1]
+    dec1 = LinearGaussianDecoder(1, D, logvar=math.log(sigma2), learn_logvar=False)
+    var1 = 1 / (1 + (W1.T @ W1).item() / sigma2)
+    enc1 = LinearGaussianEncoder(D, 1, logvar=math.log(var1), learn_logvar=False)
+    with torch.no_grad():
+        dec1.linear.weight.copy_(W1)
+        dec1.linear.bias.copy_(b)
+        enc1.linear.weight.copy_(var1 * W1.T / sigma2)
+        enc1.linear.bias.copy_(-var1 * (W1.T @ b) / sigma2)
+    model = VAE(enc1, dec1)
+    log_px = MultivariateNormal(b, W1 @ W1.T + sigma2 * torch.eye(D)).log_prob(x)
+    # every importance weight p(x, z)/q(z|x) equals p(x): the IWAE bound is exact at any k ...
+    assert torch.allclose(importance_weighted_log_likelihood(model, x, 50, rng=gen(1)), log_px, atol=1e-4)
+    # ... and the one-sample ELBO (closed-form KL) is exact on average
+    with torch.no_grad():
+        e = elbo(model, x.repeat(4000, 1), rng=gen(0)).elbo.reshape(4000, 7).mean(0)
+    assert torch.allclose(e, log_px, atol=0.08), (e, log_px)
+
+
+def test_linear_gaussian_logvar_learned_or_fixed_and_bad_inputs():
+    enc = LinearGaussianEncoder(3, 2, logvar=torch.tensor([0.5, -0.5]))
+    assert isinstance(enc.logvar.value, nn.Parameter) and torch.equal(enc.logvar.value, torch.tensor([0.5, -0.5]))
+    assert torch.equal(enc(torch.zeros(4, 3))[1], torch.tensor([0.5, -0.5]).expand(4, 2))
+    dec = LinearGaussianDecoder(2, 3, learn_logvar=False)
+    assert dec.logvar.value.item() == 0.0 and not isinstance(dec.logvar.value, nn.Parameter)
+    assert dec(torch.zeros(1, 2, dtype=torch.float64).float())[1].dtype == torch.float32
+    cases = [
+        (lambda: LinearGaussianEncoder(3, 2, logvar=torch.zeros(3)), ValueError,
+         "logvar must be a finite number or a tensor of shape (2,), got tensor([0., 0., 0.])"),
+        (lambda: LinearGaussianDecoder(2, 3, logvar=math.nan), ValueError,
+         "logvar must be a finite number or a tensor of shape (3,), got nan"),
+        (lambda: LinearGaussianDecoder(2, 3, logvar=True), ValueError,
+         "logvar must be a finite number or a tensor of shape (3,), got True"),
+        (lambda: LinearGaussianDecoder(2, 3, learn_logvar=1), TypeError, "learn_logvar must be True or False, got 1"),
+        (lambda: LinearGaussianEncoder(0, 2), ValueError, "in_dim must be >= 1, got 0"),
+        (lambda: LinearGaussianDecoder(2, 0), ValueError, "out_dim must be >= 1, got 0"),
+        (lambda: LinearGaussianDecoder(0, 2), ValueError, "latent_dim must be >= 1, got 0"),
+        (lambda: enc(torch.zeros(4, 2)), ValueError,
+         "x must have shape (B, 3) with B >= 1 for LinearGaussianEncoder, got (4, 2)"),
+        (lambda: dec(torch.zeros(4, 3)), ValueError,
+         "z must have shape (B, 2) with B >= 1 for LinearGaussianDecoder, got (4, 3)"),
+        (lambda: enc(torch.zeros(4, 3), torch.zeros(4, dtype=torch.long)), ValueError,
+         "labels were given, but this encoder is unconditional (num_classes=None)"),
+    ]
+    for make, err, msg in cases:
+        with pytest.raises(err, match="^" + re.escape(msg) + "$"):
+            make()
