@@ -56,7 +56,8 @@ __all__ = [
     "LinearGaussianEncoder", "LinearGaussianDecoder", "VAE",
     "build_vae", "conditional_log_likelihood", "decoded_mean", "ELBOTerms", "elbo",
     "importance_weighted_log_likelihood", "sample", "reconstruct", "VAEConfig", "VAEResult", "train_vae",
-    "interpolate_latents", "interpolate", "latent_traversal", "encode_mean", "latent_map", "decoded_manifold",
+    "interpolate_latents", "interpolate", "latent_traversal", "encode_mean", "posterior_activity",
+    "kl_per_dimension", "latent_map", "decoded_manifold",
     "LatentExplorer", "latent_explorer",
 ]
 
@@ -846,6 +847,30 @@ def encode_mean(model: VAE, x: torch.Tensor, *, labels: torch.Tensor | None = No
     with eval_mode(model):
         mu, _ = model.encode(x.to(dev), None if labels is None else labels.to(dev))
         return mu.float().cpu()
+
+
+def posterior_activity(model: VAE, x: torch.Tensor, *, labels: torch.Tensor | None = None) -> torch.Tensor:
+    """How much each posterior mean moves across the data, Var_x(E_q[z_d]): (B, *in_shape) → (D,), CPU.
+
+    Burda et al. (2016) call unit d *active* when this exceeds 0.01; an inactive unit's q(z_d|x) is the same
+    for every x, so the decoder cannot use it (posterior collapse). Population variance over the B images.
+    """
+    mu = encode_mean(model, x, labels=labels)
+    return mu.var(dim=0, unbiased=False)
+
+
+@torch.no_grad()
+def kl_per_dimension(model: VAE, x: torch.Tensor, *, labels: torch.Tensor | None = None) -> torch.Tensor:
+    """The mean over x of each latent unit's KL(q(z_d|x) ‖ N(0, 1)): (B, *in_shape) → (D,), CPU, eval mode.
+
+    The units' KLs add up to the ELBO's KL term (the "rate"); a collapsed unit has KL ≈ 0.
+    """
+    model = _check_vae(model)
+    x, labels = _check_data(model, x, labels)
+    dev = _model_device(model)
+    with eval_mode(model):
+        mu, logvar = model.encode(x.to(dev), None if labels is None else labels.to(dev))
+    return gaussian_kl(mu.unsqueeze(-1), logvar.unsqueeze(-1)).mean(0).float().cpu()
 
 
 def _single_image(model: VAE, x: object, name: str) -> torch.Tensor:

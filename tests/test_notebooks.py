@@ -256,6 +256,7 @@ LESSON_02 = ROOT / "notebooks" / "02_gan_theory.ipynb"
 LESSON_03 = ROOT / "notebooks" / "03_dcgan_images.ipynb"
 LESSON_04 = ROOT / "notebooks" / "04_wasserstein_gan.ipynb"
 LESSON_05 = ROOT / "notebooks" / "05_vae_theory.ipynb"
+LESSON_06 = ROOT / "notebooks" / "06_vae_in_practice.ipynb"
 
 
 _SOFTMAX_WITH_TEMPERATURE = aigc_course.ngram.softmax_with_temperature  # the real one, kept before planting
@@ -263,6 +264,7 @@ _GENERATOR_LOSS = aigc_course.gan.generator_loss
 _INIT_DCGAN_WEIGHTS = aigc_course.gan.init_dcgan_weights
 _GRADIENT_PENALTY = aigc_course.gan.gradient_penalty
 _REPARAMETERIZE = aigc_course.vae.reparameterize
+_IWAE = aigc_course.vae.importance_weighted_log_likelihood
 
 
 def _mle_not_normalised(counts):
@@ -311,6 +313,11 @@ def _reparameterize_variance_as_std(mu, logvar, *, rng=None):
     return _REPARAMETERIZE(mu, 2 * logvar, rng=rng)
 
 
+def _iwae_without_log_k(model, x, k, **kwargs):
+    """Forgets the 1/k inside the log: log Σ w_i instead of log (1/k) Σ w_i, too high by log k."""
+    return _IWAE(model, x, k, **kwargs) + math.log(k)
+
+
 # lesson, module, function, planted version, the assert (source text) that must catch it
 PLANTED_HELPERS = [
     (LESSON_00, "aigc_course.ngram", "categorical_mle", _mle_not_normalised,
@@ -327,6 +334,8 @@ PLANTED_HELPERS = [
      "abs(conv_w.std() - 0.02) < 1e-3"),
     (LESSON_04, "aigc_course.gan", "gradient_penalty", _penalty_detached, "0.7 < gp_q10 and gp_q90 < 1.3"),
     (LESSON_05, "aigc_course.vae", "reparameterize", _reparameterize_variance_as_std, "abs(mc - cf) < 4 * mc_se"),
+    (LESSON_06, "aigc_course.vae", "importance_weighted_log_likelihood", _iwae_without_log_k,
+     "0 < -nll - elbo_mean < scale(full=1.0, fast=2.0)"),
 ]
 
 

@@ -23,9 +23,11 @@ from aigc_course.vae import (
     encode_mean,
     interpolate,
     interpolate_latents,
+    kl_per_dimension,
     latent_explorer,
     latent_map,
     latent_traversal,
+    posterior_activity,
     reconstruct,
     train_vae,
 )
@@ -350,6 +352,28 @@ def test_latent_helpers_bad_inputs_have_exact_messages():
     for make, err, msg in cases:
         with pytest.raises(err, match=None if msg is None else "^" + re.escape(msg) + "$"):
             make()
+
+
+def test_posterior_activity_and_kl_per_dimension_add_up_and_rank_the_units():
+    x, _, _, _ = digits()
+    model, _ = fit(steps=300, latent_dim=6, lr=2e-3, test=False)
+    model.train()
+    act = posterior_activity(model, x[:400])
+    mu, logvar = model.encode(x[:400])
+    assert torch.allclose(act, mu.detach().var(dim=0, unbiased=False), rtol=1e-5)
+    kl = kl_per_dimension(model, x[:400])
+    assert kl.shape == (6,) and model.training
+    by_hand = (0.5 * (mu ** 2 + logvar.exp() - 1 - logvar)).detach().mean(0)
+    assert torch.allclose(kl, by_hand, rtol=1e-4, atol=1e-6)
+    model.eval()
+    with torch.no_grad():
+        total = elbo(model, x[:400]).kl.mean()
+    assert torch.isclose(kl.sum(), total, rtol=1e-5)
+    # the unit whose mean moves most carries the most KL, the one that barely moves the least
+    assert act.argmax() == kl.argmax() and act.argmin() == kl.argmin() and act.min() < 0.01 < act.max(), (act, kl)
+    with pytest.raises(ValueError, match="^" + re.escape(
+            "x must have shape (B, 1, 8, 8) with B >= 1 for this VAE, got (0, 1, 8, 8)") + "$"):
+        kl_per_dimension(model, x[:0])
 
 
 # --------------------------------------------------------------------------- the explorer
