@@ -530,3 +530,19 @@ def test_linear_gaussian_logvar_learned_or_fixed_and_bad_inputs():
     for make, err, msg in cases:
         with pytest.raises(err, match="^" + re.escape(msg) + "$"):
             make()
+
+
+def test_linear_gaussian_defaults_messages_and_dtypes():
+    enc, dec = LinearGaussianEncoder(4, 2), LinearGaussianDecoder(2, 4)
+    assert isinstance(enc.logvar.value, nn.Parameter) and isinstance(dec.logvar.value, nn.Parameter)  # learned
+    assert enc.in_shape == (4,) and enc.latent_dim == 2 and dec.latent_dim == 2 and dec.out_dim == 4
+    for make, msg in ((lambda: LinearGaussianEncoder(4, 0), "latent_dim must be >= 1, got 0"),
+                      (lambda: LinearGaussianEncoder(4, 2.0), "latent_dim must be an int, got float 2.0"),
+                      (lambda: LinearGaussianDecoder(2, 4)(torch.zeros(3, 2), torch.zeros(3, dtype=torch.long)),
+                       "labels were given, but this decoder is unconditional (num_classes=None)")):
+        with pytest.raises((TypeError, ValueError), match="^" + re.escape(msg) + "$"):
+            make()
+    # a float64 log-variance follows the data's dtype
+    enc64 = LinearGaussianEncoder(4, 2, logvar=torch.tensor([0.5, 1.5], dtype=torch.float64))
+    mu, lv = enc64(torch.zeros(3, 4))
+    assert lv.dtype == mu.dtype == torch.float32 and torch.equal(lv[2], torch.tensor([0.5, 1.5]))

@@ -306,6 +306,10 @@ def test_latent_helpers_for_a_conditional_vae_use_the_label():
     t = latent_traversal(model, dims=[0], values=[0.0], label=2)
     assert torch.allclose(t[0, 0], decode(model, torch.zeros(1, 2), torch.tensor([2]))[0], atol=1e-6)
     assert decoded_manifold(model, 2, label=1).shape == (4, 1, 8, 8)
+    act = posterior_activity(model, x[:50], labels=y[:50])
+    assert torch.allclose(act, encode_mean(model, x[:50], labels=y[:50]).var(dim=0, unbiased=False))
+    kl = kl_per_dimension(model, x[:50], labels=y[:50])
+    assert not torch.allclose(kl, kl_per_dimension(model, x[:50], labels=(y[:50] + 1) % 10))
     assert latent_map(model, x[:5], labels=y[:5]).shape == (5, 2)
 
 
