@@ -4,6 +4,7 @@
 #   TORCH_INDEX  optional extra index for a specific CUDA/ROCm build of torch (see README)
 #   LAB_ARGS     extra arguments for JupyterLab, e.g. LAB_ARGS="--no-browser --ip=127.0.0.1"
 #   PYTEST_ARGS  extra arguments for pytest, e.g. PYTEST_ARGS="-m 'not slow'"
+#   EXTRAS       the package extras to install (default "dev"; CI uses "dev,hf" so the GPT-2 interop tests run)
 
 PYTHON      ?= python3
 VENV        ?= .venv
@@ -11,6 +12,7 @@ TORCH_SPEC  ?= torch>=2.4
 TORCH_INDEX ?=
 LAB_ARGS    ?=
 PYTEST_ARGS ?=
+EXTRAS      ?= dev
 JOBS        ?= 2
 FIRST_LESSON := notebooks/00_welcome_aigc_pipeline.ipynb
 # `make lab` serves the repository root (so notebooks/, exercises/ and solutions/ are all in the file browser)
@@ -39,7 +41,7 @@ $(BIN)/python:
 
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet $(INDEX_FLAG) "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -80,7 +82,7 @@ clean:
 
 # Mutation testing (not part of CI; README "Mutation testing"): a fresh mutmut run over MODULES with $(JOBS)
 # workers, then the score per module. MODULES="ngram checks/_core" runs only those.
-MUTATION_MODULES := divergences ngram checks checkpoint train exercises gan metrics vae validation
+MUTATION_MODULES := divergences ngram checks checkpoint train exercises gan metrics vae validation sampling gpt
 MODULES ?= $(MUTATION_MODULES)
 MUTMUT_STAMP := $(VENV)/.aigc-mutmut
 MUTANT_NAMES := $(if $(filter-out $(MODULES),$(MUTATION_MODULES)),$(foreach m,$(MODULES),'aigc_course.$(subst /,.,$(m)).*'))
