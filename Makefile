@@ -82,7 +82,7 @@ clean:
 
 # Mutation testing (not part of CI; README "Mutation testing"): a fresh mutmut run over MODULES with $(JOBS)
 # workers, then the score per module. MODULES="ngram checks/_core" runs only those.
-MUTATION_MODULES := divergences ngram checks checkpoint train exercises gan metrics vae validation sampling gpt
+MUTATION_MODULES := divergences ngram checks checkpoint train exercises gan metrics vae validation sampling gpt lm tokenizers
 MODULES ?= $(MUTATION_MODULES)
 MUTMUT_STAMP := $(VENV)/.aigc-mutmut
 MUTANT_NAMES := $(if $(filter-out $(MODULES),$(MUTATION_MODULES)),$(foreach m,$(MODULES),'aigc_course.$(subst /,.,$(m)).*'))
