@@ -20,6 +20,7 @@ import torch
 import aigc_course
 import aigc_course.checks
 import aigc_course.gan
+import aigc_course.lm
 import aigc_course.ngram
 import aigc_course.vae
 
@@ -257,6 +258,7 @@ LESSON_03 = ROOT / "notebooks" / "03_dcgan_images.ipynb"
 LESSON_04 = ROOT / "notebooks" / "04_wasserstein_gan.ipynb"
 LESSON_05 = ROOT / "notebooks" / "05_vae_theory.ipynb"
 LESSON_06 = ROOT / "notebooks" / "06_vae_in_practice.ipynb"
+LESSON_07 = ROOT / "notebooks" / "07_autoregressive_lm.ipynb"
 
 
 _SOFTMAX_WITH_TEMPERATURE = aigc_course.ngram.softmax_with_temperature  # the real one, kept before planting
@@ -265,6 +267,7 @@ _INIT_DCGAN_WEIGHTS = aigc_course.gan.init_dcgan_weights
 _GRADIENT_PENALTY = aigc_course.gan.gradient_penalty
 _REPARAMETERIZE = aigc_course.vae.reparameterize
 _IWAE = aigc_course.vae.importance_weighted_log_likelihood
+_EVALUATE_LOSS = aigc_course.lm.evaluate_loss
 
 
 def _mle_not_normalised(counts):
@@ -318,6 +321,11 @@ def _iwae_without_log_k(model, x, k, **kwargs):
     return _IWAE(model, x, k, **kwargs) + math.log(k)
 
 
+def _evaluate_loss_divides_by_n(model, ids, block_size, **kwargs):
+    """Divides the summed NLL by the number of tokens N instead of the N - 1 targets."""
+    return _EVALUATE_LOSS(model, ids, block_size, **kwargs) * (ids.numel() - 1) / ids.numel()
+
+
 # lesson, module, function, planted version, the assert (source text) that must catch it
 PLANTED_HELPERS = [
     (LESSON_00, "aigc_course.ngram", "categorical_mle", _mle_not_normalised,
@@ -336,6 +344,8 @@ PLANTED_HELPERS = [
     (LESSON_05, "aigc_course.vae", "reparameterize", _reparameterize_variance_as_std, "abs(mc - cf) < 4 * mc_se"),
     (LESSON_06, "aigc_course.vae", "importance_weighted_log_likelihood", _iwae_without_log_k,
      "0 < -nll - elbo_mean < scale(full=1.0, fast=2.0)"),
+    (LESSON_07, "aigc_course.lm", "evaluate_loss", _evaluate_loss_divides_by_n,
+     "math.isclose(-val_log_probs.mean().item(), mlp_val, rel_tol=1e-5)"),
 ]
 
 

@@ -22,6 +22,8 @@ from .divergences import *  # noqa: F403
 from .divergences import __all__ as _div_all
 from .gan_theory import *  # noqa: F403
 from .gan_theory import __all__ as _gan_theory_all
+from .lm_basics import *  # noqa: F403
+from .lm_basics import __all__ as _lm_basics_all
 from .pipeline import *  # noqa: F403
 from .pipeline import __all__ as _pipe_all
 from .vae_practice import *  # noqa: F403
@@ -34,5 +36,5 @@ from .wasserstein import __all__ as _wasserstein_all
 __all__ = [
     "Case", "Check", "CheckFailed", "Mistake", "TensorResult", "TupleResult", "check_function", "check_value",
     "max_abs_diff", "values_close", *_pipe_all, *_div_all, *_gan_theory_all, *_dcgan_all,
-    *_wasserstein_all, *_vae_theory_all, *_vae_practice_all,
+    *_wasserstein_all, *_vae_theory_all, *_vae_practice_all, *_lm_basics_all,
 ]
