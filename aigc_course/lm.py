@@ -41,7 +41,7 @@ from .validation import int_at_least as _int_at_least
 
 __all__ = [
     "next_token_batch", "evaluate_loss", "perplexity", "BigramLM", "MLPLanguageModel", "LMConfig", "LMResult",
-    "train_lm", "generate",
+    "train_lm", "generate", "SamplingExplorer", "sampling_explorer",
 ]
 
 
@@ -498,3 +498,88 @@ def generate(model: nn.Module, prompt_ids: torch.Tensor, max_new_tokens: int, *,
             seq = torch.cat([seq, nxt[:, None].to(seq.device)], dim=1)
     seq = seq.to(out_dev)
     return seq if batched else seq[0]
+
+
+# --------------------------------------------------------------------------- the interactive explorer
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+class SamplingExplorer:
+    """Widgets for the decoding rule → a continuation of the prompt, regenerated on every change (ipywidgets).
+
+    ``controls`` maps "prompt", "temperature", "top_k" (0: off), "top_p" (1: off), "length" and "seed" to their
+    widgets; ``output`` is the HTML widget that shows the prompt in bold and the continuation; ``text`` is the
+    prompt plus continuation as a str; ``widget`` is the box to display (displaying the explorer works too).
+    Setting a control's ``value`` in Python regenerates, as dragging it does. Characters of the prompt that the
+    vocabulary does not know are dropped (a CharVocab has a ``stoi``); an empty prompt becomes its first token.
+    """
+
+    def __init__(self, model: nn.Module, vocab: object, *, prompt: str = "", temperature: float = 0.8,
+                 top_k: int = 0, top_p: float = 1.0, length: int = 200, seed: int = 0,
+                 max_length: int = 600) -> None:
+        import ipywidgets as widgets
+
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        if not (callable(getattr(vocab, "encode", None)) and callable(getattr(vocab, "decode", None))):
+            raise TypeError(f"vocab must have encode(text) and decode(ids), got {type(vocab).__name__}")
+        if not isinstance(prompt, str):
+            raise TypeError(f"prompt must be a str, got {type(prompt).__name__}")
+        max_length = _int_at_least("max_length", max_length, 1)
+        length = _int_at_least("length", length, 1)
+        if length > max_length:
+            raise ValueError(f"length must be <= max_length = {max_length}, got {length}")
+        sampling = check_sampling_args(temperature, top_k or None, top_p if top_p != 1 else None)
+        if sampling["temperature"] > 5:
+            raise ValueError(f"temperature must be <= 5 for the slider, got {temperature}")
+        self.model, self.vocab = model, vocab
+        self.controls = dict(
+            prompt=widgets.Text(value=prompt, description="prompt"),
+            temperature=widgets.FloatSlider(value=float(temperature), min=0.0, max=max(2.0, float(temperature)),
+                                            step=0.05, description="temperature"),
+            top_k=widgets.IntSlider(value=int(top_k), min=0, max=max(100, int(top_k)), description="top-k (0: off)"),
+            top_p=widgets.FloatSlider(value=float(top_p), min=0.05, max=1.0, step=0.05, description="top-p (1: off)"),
+            length=widgets.IntSlider(value=length, min=1, max=max_length, description="tokens"),
+            seed=widgets.IntSlider(value=_int_at_least("seed", seed, 0), min=0, max=max(99, int(seed)),
+                                   description="seed"),
+        )
+        self.output = widgets.HTML()
+        self.widget = widgets.VBox([*self.controls.values(), self.output])
+        self.text = ""
+        self.update()
+        for w in self.controls.values():
+            w.observe(self.update, names="value")
+
+    def known_prompt(self) -> str:
+        """The prompt without the characters the vocabulary does not know (never empty)."""
+        prompt = self.controls["prompt"].value
+        stoi = getattr(self.vocab, "stoi", None)
+        if stoi is not None:
+            prompt = "".join(ch for ch in prompt if ch in stoi)
+            if not prompt:
+                prompt = self.vocab.decode([0])
+        return prompt or self.vocab.decode([0])
+
+    def update(self, change: object = None) -> str:
+        """Regenerate from the controls' values; returns (and shows) the prompt plus its continuation."""
+        c = {name: w.value for name, w in self.controls.items()}
+        prompt = self.known_prompt()
+        ids = generate(self.model, self.vocab.encode(prompt), c["length"], temperature=c["temperature"],
+                       top_k=c["top_k"] or None, top_p=c["top_p"] if c["top_p"] < 1 else None,
+                       rng=torch.Generator().manual_seed(c["seed"]))
+        self.text = self.vocab.decode(ids)
+        continuation = self.text[len(prompt):] if self.text.startswith(prompt) else self.text
+        self.output.value = (f"<pre style='white-space: pre-wrap'><b>{_escape(prompt)}</b>"
+                             f"{_escape(continuation)}</pre>")
+        return self.text
+
+    def _repr_mimebundle_(self, **kwargs: object) -> object:
+        return self.widget._repr_mimebundle_(**kwargs)
+
+
+def sampling_explorer(model: nn.Module, vocab: object, **kwargs: object) -> SamplingExplorer:
+    """An ipywidgets explorer of :func:`generate`: a prompt box and sliders for temperature, top-k, top-p, length
+    and seed (keyword arguments set their starting values, see :class:`SamplingExplorer`). Display the result."""
+    return SamplingExplorer(model, vocab, **kwargs)

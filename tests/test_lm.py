@@ -25,6 +25,7 @@ from aigc_course.lm import (
     generate,
     next_token_batch,
     perplexity,
+    sampling_explorer,
     train_lm,
 )
 from aigc_course.ngram import CharNGramModel, perplexity_from_nll
@@ -612,3 +613,66 @@ def test_cuda_train_evaluate_generate():
     assert out.is_cuda and out.shape == (24,)
     greedy = generate(model, vocab.encode("The ").cuda(), 20, temperature=0.0)
     assert torch.equal(generate(model, vocab.encode("The ").cuda(), 20, temperature=0.0), greedy)
+
+
+# --------------------------------------------------------------------------- the sampling explorer
+
+def test_sampling_explorer_regenerates_on_every_control_and_matches_generate():
+    vocab, train_ids, _ = docs_data()
+    torch.manual_seed(0)
+    model = MLPLanguageModel(len(vocab), context=4, embed_dim=8, hidden=32)
+    ex = sampling_explorer(model, vocab, prompt="The \u00e9module ", length=30, seed=3)   # é is unknown: dropped
+    assert list(ex.controls) == ["prompt", "temperature", "top_k", "top_p", "length", "seed"]
+    want = generate(model, vocab.encode("The module "), 30, temperature=0.8, rng=torch.Generator().manual_seed(3))
+    assert ex.text == vocab.decode(want) and ex.known_prompt() == "The module "
+    assert ex.output.value.startswith("<pre style='white-space: pre-wrap'><b>The module </b>")
+    first = ex.output.value
+    seen = {first}
+    for name, value in (("temperature", 1.5), ("top_k", 5), ("top_p", 0.5), ("length", 12), ("seed", 4),
+                        ("prompt", "Return ")):
+        ex.controls[name].value = value                       # what moving the control does
+        assert ex.output.value not in seen, name
+        seen.add(ex.output.value)
+    want = generate(model, vocab.encode("Return "), 12, temperature=1.5, top_k=5, top_p=0.5,
+                    rng=torch.Generator().manual_seed(4))
+    assert ex.text == vocab.decode(want)
+    ex.controls["temperature"].value = 0.0                       # greedy: the seed no longer matters
+    greedy = ex.text
+    ex.controls["seed"].value = 9
+    assert ex.text == greedy
+    ex.controls["prompt"].value = "\u00e9\u00e9"                       # nothing known: starts from the first token
+    assert ex.known_prompt() == vocab.decode([0]) and ex.text.startswith(vocab.decode([0]))
+    assert "application/vnd.jupyter.widget-view+json" in ex._repr_mimebundle_()
+    assert model.training
+
+
+def test_sampling_explorer_escapes_html_and_checks_its_arguments():
+    class Letters:
+        stoi = {"<": 0, "&": 1, "a": 2}
+
+        def encode(self, text):
+            return torch.tensor([self.stoi[c] for c in text])
+
+        def decode(self, ids):
+            return "".join("<&a"[int(i)] for i in ids)
+
+    model = BigramLM(3)
+    ex = sampling_explorer(model, Letters(), prompt="<&", length=5, temperature=0.0)
+    assert ex.output.value.startswith("<pre style='white-space: pre-wrap'><b>&lt;&amp;</b>")
+    assert "<&" not in ex.output.value[40:]
+    cases = [
+        (dict(model="m"), TypeError, "model must be a torch.nn.Module, got str"),
+        (dict(vocab=object()), TypeError, "vocab must have encode(text) and decode(ids), got object"),
+        (dict(prompt=3), TypeError, "prompt must be a str, got int"),
+        (dict(length=0), ValueError, "length must be >= 1, got 0"),
+        (dict(length=700), ValueError, "length must be <= max_length = 600, got 700"),
+        (dict(temperature=-1.0), ValueError, None),
+        (dict(temperature=6.0), ValueError, "temperature must be <= 5 for the slider, got 6.0"),
+        (dict(top_p=1.5), ValueError, None),
+        (dict(seed=-1), ValueError, "seed must be >= 0, got -1"),
+    ]
+    for kw, err, msg in cases:
+        args = dict(model=model, vocab=Letters())
+        args.update({k: kw.pop(k) for k in ("model", "vocab") if k in kw})
+        with pytest.raises(err, match=None if msg is None else "^" + re.escape(msg) + "$"):
+            sampling_explorer(args["model"], args["vocab"], **kw)
