@@ -830,3 +830,22 @@ def test_use_new_lr_reaches_custom_schedulers(tmp_path):
     ck.load_training_state(folder, {"m": model}, {"o": opt}, scheds, on_config_change="use_new")
     assert opt.param_groups[0]["lr"] == 0.02
     assert scheds["c"].base_lrs == [0.02] and scheds["c"]._schedulers[1].base_lrs == [0.02]
+
+
+def test_nonfinite_tensor_fast_path_does_not_cry_wolf_when_a_finite_sum_overflows():
+    from aigc_course.checkpoint import nonfinite_tensor
+
+    big = torch.nn.Linear(4, 4)
+    with torch.no_grad():
+        big.weight.fill_(3e38)                      # finite, but the sum of 16 of them overflows float32
+    assert not torch.isfinite(big.weight.sum()) and torch.isfinite(big.weight).all()
+    assert nonfinite_tensor({"m": big}) is None
+    with torch.no_grad():
+        big.bias[2] = float("nan")
+    assert nonfinite_tensor({"m": big}) == ("m", "parameter", "bias")
+    half = torch.nn.Linear(300, 300).half()
+    with torch.no_grad():
+        half.weight.fill_(60000.0)                  # float16 max is 65504: the sum overflows, the weights do not
+    assert nonfinite_tensor({"h": half}) is None
+    half.register_buffer("stat", torch.tensor([1.0, float("-inf")]))
+    assert nonfinite_tensor({"h": half}) == ("h", "buffer", "stat")
