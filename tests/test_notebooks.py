@@ -20,6 +20,7 @@ import torch
 import aigc_course
 import aigc_course.checks
 import aigc_course.gan
+import aigc_course.gpt
 import aigc_course.lm
 import aigc_course.ngram
 import aigc_course.vae
@@ -259,6 +260,7 @@ LESSON_04 = ROOT / "notebooks" / "04_wasserstein_gan.ipynb"
 LESSON_05 = ROOT / "notebooks" / "05_vae_theory.ipynb"
 LESSON_06 = ROOT / "notebooks" / "06_vae_in_practice.ipynb"
 LESSON_07 = ROOT / "notebooks" / "07_autoregressive_lm.ipynb"
+LESSON_08 = ROOT / "notebooks" / "08_attention_gpt.ipynb"
 
 
 _SOFTMAX_WITH_TEMPERATURE = aigc_course.ngram.softmax_with_temperature  # the real one, kept before planting
@@ -268,6 +270,7 @@ _GRADIENT_PENALTY = aigc_course.gan.gradient_penalty
 _REPARAMETERIZE = aigc_course.vae.reparameterize
 _IWAE = aigc_course.vae.importance_weighted_log_likelihood
 _EVALUATE_LOSS = aigc_course.lm.evaluate_loss
+_GPT_PARAMETER_COUNT = aigc_course.gpt.gpt_parameter_count
 
 
 def _mle_not_normalised(counts):
@@ -326,6 +329,12 @@ def _evaluate_loss_divides_by_n(model, ids, block_size, **kwargs):
     return _EVALUATE_LOSS(model, ids, block_size, **kwargs) * (ids.numel() - 1) / ids.numel()
 
 
+def _count_without_final_layernorm(config, non_embedding=False):
+    """Leaves out ln_f (2d parameters): the formula no longer matches the module."""
+    d = config.n_embd
+    return _GPT_PARAMETER_COUNT(config, non_embedding) - (2 * d if config.bias else d)
+
+
 # lesson, module, function, planted version, the assert (source text) that must catch it
 PLANTED_HELPERS = [
     (LESSON_00, "aigc_course.ngram", "categorical_mle", _mle_not_normalised,
@@ -346,6 +355,8 @@ PLANTED_HELPERS = [
      "0 < -nll - elbo_mean < scale(full=1.0, fast=2.0)"),
     (LESSON_07, "aigc_course.lm", "evaluate_loss", _evaluate_loss_divides_by_n,
      "math.isclose(-val_log_probs.mean().item(), mlp_val, rel_tol=1e-5)"),
+    (LESSON_08, "aigc_course.gpt", "gpt_parameter_count", _count_without_final_layernorm,
+     "type(formula) is int and formula == module"),
 ]
 
 

@@ -16,6 +16,8 @@ from ._core import (
     max_abs_diff,
     values_close,
 )
+from .attention import *  # noqa: F403
+from .attention import __all__ as _attention_all
 from .dcgan import *  # noqa: F403
 from .dcgan import __all__ as _dcgan_all
 from .divergences import *  # noqa: F403
@@ -36,5 +38,5 @@ from .wasserstein import __all__ as _wasserstein_all
 __all__ = [
     "Case", "Check", "CheckFailed", "Mistake", "TensorResult", "TupleResult", "check_function", "check_value",
     "max_abs_diff", "values_close", *_pipe_all, *_div_all, *_gan_theory_all, *_dcgan_all,
-    *_wasserstein_all, *_vae_theory_all, *_vae_practice_all, *_lm_basics_all,
+    *_wasserstein_all, *_vae_theory_all, *_vae_practice_all, *_lm_basics_all, *_attention_all,
 ]
