@@ -25,7 +25,7 @@ STAMP := $(VENV)/.aigc-installed
 ROOT_FLAG := $(shell [ "$$(id -u)" = "0" ] && echo --allow-root)
 INDEX_FLAG := $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX),)
 
-.PHONY: help install lab test test-unit test-notebooks exercises lint strip clean
+.PHONY: help install lab test test-unit test-notebooks exercises lint strip clean gpu-check
 
 help:
 	@echo "make lab        create $(VENV) if missing, install, open JupyterLab at lesson 00"
@@ -33,6 +33,7 @@ help:
 	@echo "make exercises  regenerate exercises/ from solutions/"
 	@echo "make lint       ruff over the package, tests and notebooks"
 	@echo "make strip      strip outputs from every notebook (also done by the git filter, see README)"
+	@echo "make gpu-check  on a CUDA machine: the cuda-marked tests and the LM speed benchmark (bf16, torch.compile)"
 	@echo "make mutation   mutation testing (mutmut, not in CI): score per module, fails below 90 %; MODULES=ngram"
 
 $(BIN)/python:
@@ -97,3 +98,15 @@ mutation: $(STAMP) $(MUTMUT_STAMP)
 	$(TEST_ENV) $(BIN)/mutmut run --max-children $(JOBS) $(MUTANT_NAMES) && \
 	$(BIN)/python benchmarks/mutation_score.py $(MODULES); rc=$$?; \
 	echo "make mutation: wall time $$(( $$(date +%s) - start )) s (exit code $$rc)"; exit $$rc
+
+# On a machine with a CUDA GPU (≤ 5 min): every `cuda`-marked test, then the language-model speed benchmark,
+# which adds bf16-autocast and torch.compile rows when CUDA is present. GPU_PYTHON: an environment with the
+# package's dependencies (default: this checkout's venv).
+GPU_PYTHON ?= $(BIN)/python
+CUDA_TESTS := tests/test_config_device.py tests/test_gan.py tests/test_gan_models.py tests/test_metrics.py \
+	tests/test_vae.py tests/test_vae_pins.py tests/test_vae_explore.py tests/test_vae_explore_pins.py \
+	tests/test_gpt.py tests/test_gpt_pins.py tests/test_lm.py
+gpu-check:
+	$(GPU_PYTHON) -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'gpu-check: no CUDA GPU here')"
+	$(GPU_PYTHON) -m pytest -q -p no:cacheprovider -m cuda $(CUDA_TESTS)
+	$(GPU_PYTHON) benchmarks/lm_speed.py --rounds 5
