@@ -4,26 +4,16 @@ table has its columns, the exact-sampler baseline, the ratios against it and a v
 from __future__ import annotations
 
 import csv
-import importlib.util
 import math
-import sys
-from pathlib import Path
 
 import pytest
+from benchmark_script import BENCHMARKS, load_benchmark
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "gan_toy.py"
+SCRIPT = BENCHMARKS / "gan_toy.py"
 
 
 def load_script():
-    spec = importlib.util.spec_from_file_location("gan_toy_benchmark", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module   # dataclasses look their module up there
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        del sys.modules[spec.name]
-        raise
-    return module
+    return load_benchmark("gan_toy")
 
 
 @pytest.fixture(scope="module")

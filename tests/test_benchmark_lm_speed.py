@@ -5,27 +5,17 @@ tokens and identical greedy tokens with Hugging Face; a generate whose cache cha
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
-from pathlib import Path
 
 import pytest
 import torch
+from benchmark_script import BENCHMARKS, load_benchmark
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "lm_speed.py"
+SCRIPT = BENCHMARKS / "lm_speed.py"
 
 
 def load_script():
-    spec = importlib.util.spec_from_file_location("lm_speed_benchmark", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module   # dataclasses look their module up there
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        del sys.modules[spec.name]
-        raise
-    return module
+    return load_benchmark("lm_speed")
 
 
 @pytest.fixture(scope="module")

@@ -6,28 +6,18 @@ much the 0.5-nat target is missed."""
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from benchmark_script import BENCHMARKS, load_benchmark
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "vae_digits.py"
+SCRIPT = BENCHMARKS / "vae_digits.py"
 
 
 def load_script():
-    spec = importlib.util.spec_from_file_location("vae_digits_benchmark", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module   # dataclasses look their module up there
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        del sys.modules[spec.name]
-        raise
-    return module
+    return load_benchmark("vae_digits")
 
 
 @pytest.fixture(scope="module")
