@@ -7,9 +7,7 @@ import csv
 import math
 
 import pytest
-from benchmark_script import BENCHMARKS, load_benchmark
-
-SCRIPT = BENCHMARKS / "gan_toy.py"
+from benchmark_script import load_benchmark
 
 
 def load_script():

@@ -12,9 +12,7 @@ import math
 
 import pytest
 import torch
-from benchmark_script import BENCHMARKS, load_benchmark
-
-SCRIPT = BENCHMARKS / "lm_quality.py"
+from benchmark_script import load_benchmark
 
 
 def load_script():

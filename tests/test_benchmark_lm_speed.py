@@ -9,9 +9,7 @@ import math
 
 import pytest
 import torch
-from benchmark_script import BENCHMARKS, load_benchmark
-
-SCRIPT = BENCHMARKS / "lm_speed.py"
+from benchmark_script import load_benchmark
 
 
 def load_script():

@@ -11,9 +11,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from benchmark_script import BENCHMARKS, load_benchmark
-
-SCRIPT = BENCHMARKS / "vae_digits.py"
+from benchmark_script import load_benchmark
 
 
 def load_script():
