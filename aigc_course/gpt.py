@@ -56,7 +56,9 @@ class GPTConfig:
     vocab_size: number of token ids V; block_size: the longest sequence (context window);
     n_layer / n_head / n_embd: depth, heads per layer, width C (a multiple of n_head);
     dropout in [0, 1); bias: biases in the linear layers and LayerNorms;
-    gelu_approximate: ``"none"`` (exact GELU) or ``"tanh"`` (GPT-2's ``gelu_new``).
+    gelu_approximate: ``"none"`` (exact GELU) or ``"tanh"`` (GPT-2's ``gelu_new``);
+    causal: True for a GPT. False removes the mask — every position sees the whole sequence, an *encoder*
+    (BERT-style) layer — which lessons use to show why a generator must be causal; it cannot use a KV cache.
     """
 
     vocab_size: int
@@ -67,6 +69,7 @@ class GPTConfig:
     dropout: float = 0.0
     bias: bool = True
     gelu_approximate: str = "none"
+    causal: bool = True
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
@@ -77,8 +80,9 @@ class GPTConfig:
             raise TypeError(f"dropout must be a float in [0, 1), got {type(self.dropout).__name__}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
-        if not isinstance(self.bias, bool):
-            raise TypeError(f"bias must be True or False, got {self.bias!r}")
+        for name in ("bias", "causal"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name} must be True or False, got {getattr(self, name)!r}")
         if self.gelu_approximate not in _GELU:
             raise ValueError(f"gelu_approximate must be one of {_GELU}, got {self.gelu_approximate!r}")
 
@@ -116,6 +120,7 @@ class CausalSelfAttention(nn.Module):
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
         self.n_head, self.n_embd, self.dropout = config.n_head, config.n_embd, config.dropout
+        self.causal = config.causal
         self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)   # Q, K, V in one matmul
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
         self.attn_dropout = nn.Dropout(config.dropout)
@@ -132,11 +137,15 @@ class CausalSelfAttention(nn.Module):
         att = None
         if attention == "math":
             att = (q @ k.transpose(-2, -1)) / math.sqrt(hs)
-            att = att.masked_fill(~_causal_mask(T, S, x.device), -math.inf).softmax(dim=-1)
+            if self.causal:
+                att = att.masked_fill(~_causal_mask(T, S, x.device), -math.inf)
+            att = att.softmax(dim=-1)
             y = self.attn_dropout(att) @ v
         else:
             p = self.dropout if self.training else 0.0
-            if S == T:
+            if not self.causal:
+                y = F.scaled_dot_product_attention(q, k, v, dropout_p=p)
+            elif S == T:
                 y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)
             else:   # is_causal aligns the mask top-left; with a cache the queries are the *last* T positions
                 mask = None if T == 1 else _causal_mask(T, S, x.device)
@@ -314,6 +323,9 @@ class GPT(nn.Module):
         sampling = check_sampling_args(temperature, top_k, top_p, rng)
         if not isinstance(use_cache, bool):
             raise TypeError(f"use_cache must be True or False, got {use_cache!r}")
+        if use_cache and not self.config.causal:
+            raise ValueError("use_cache=True needs a causal model: without the mask every new token changes the "
+                             "keys' outputs of all earlier positions; pass use_cache=False")
         bs = self.config.block_size
         cache: list[KV] | None = None
         with eval_mode(self):

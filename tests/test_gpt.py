@@ -462,3 +462,27 @@ def test_cuda_bf16_training_and_cached_generation():
     with torch.autocast("cuda", dtype=torch.bfloat16):
         s = model.generate(x[:2, :5], 80, top_p=0.9, rng=torch.Generator().manual_seed(0))   # a CPU generator
     assert s.device.type == "cuda" and s.shape == (2, 85) and 0 <= int(s.min()) and int(s.max()) < 65
+
+
+def test_non_causal_config_sees_the_future_on_both_paths_and_refuses_the_cache():
+    torch.manual_seed(0)
+    causal = GPT(GPTConfig(vocab_size=20, block_size=12, n_layer=2, n_head=2, n_embd=16))
+    enc = GPT(GPTConfig(vocab_size=20, block_size=12, n_layer=2, n_head=2, n_embd=16, causal=False))
+    enc.load_state_dict(causal.state_dict())
+    idx = torch.randint(20, (2, 12), generator=torch.Generator().manual_seed(1))
+    other = idx.clone()
+    other[:, 8:] = (other[:, 8:] + 1) % 20
+    with torch.no_grad():
+        for attention in ("sdpa", "math"):
+            a, b = enc(idx, attention=attention)[0], enc(other, attention=attention)[0]
+            assert (a[:, :8] - b[:, :8]).abs().amax() > 1e-4                  # earlier positions see the change
+            c, d = causal(idx, attention=attention)[0], causal(other, attention=attention)[0]
+            assert torch.equal(c[:, :8], d[:, :8]) or (c[:, :8] - d[:, :8]).abs().amax() < 1e-6
+        torch.testing.assert_close(enc(idx, attention="math")[0], enc(idx)[0], atol=1e-5, rtol=1e-5)
+        maps = enc.attention_maps(idx)
+    assert (maps.triu(1) > 0).any() and torch.allclose(maps.sum(-1), torch.ones_like(maps.sum(-1)))
+    with pytest.raises(ValueError, match="^use_cache=True needs a causal model"):
+        enc.generate(idx[:, :3], 2)
+    assert enc.generate(idx[:, :3], 2, use_cache=False, temperature=0.0).shape == (2, 5)
+    with pytest.raises(TypeError, match=r"^causal must be True or False, got 1$"):
+        GPTConfig(vocab_size=20, block_size=12, causal=1)
