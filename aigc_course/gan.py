@@ -33,6 +33,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .device import check_seed
+from .distributed import is_main_process
 from .train import Callback, History, StepContext, TrainConfig, eval_mode, sample_batch, train
 from .validation import check_finite as _check_finite
 from .validation import check_generator as _check_generator
@@ -450,6 +451,10 @@ class GANConfig:
     Defaults are DCGAN's (Adam, lr 2e-4, betas (0.5, 0.999)). The WGAN papers use ``loss="wgan"`` with
     ``optimizer="rmsprop"``, lr 5e-5, ``clip=0.01``, ``n_critic=5``, and ``loss="wgan_gp"`` with Adam, lr 1e-4,
     betas (0, 0.9), ``gp_weight=10``, ``n_critic=5`` and a critic without batch norm.
+
+    ``grad_accum`` = k: every discriminator and generator update averages the gradients of k micro-batches of
+    ``batch_size`` (equal to one batch of k·batch_size for models without batch norm; batch norm normalises
+    each micro-batch with its own statistics).
     """
 
     steps: int
@@ -473,10 +478,11 @@ class GANConfig:
     log_every: int = 10
     progress: bool = True
     desc: str = "gan"
+    grad_accum: int = 1
 
     def __post_init__(self) -> None:
         for name, low in (("steps", 0), ("batch_size", 1), ("n_critic", 1), ("snapshot_every", 0),
-                          ("num_snapshot", 1)):
+                          ("num_snapshot", 1), ("grad_accum", 1)):
             _int_at_least(f"GANConfig.{name}", getattr(self, name), low)
         if not isinstance(self.loss, str) or self.loss not in _LOSSES:
             raise ValueError(f"GANConfig.loss must be one of {', '.join(map(repr, _LOSSES))}, got {self.loss!r}")
@@ -539,7 +545,8 @@ def train_gan(
     ``(x, labels)``. ``labels`` (N,) go with a tensor ``data`` for conditional models (fakes get the labels of
     the real batch, so classes are as frequent as in the data). Built on :func:`~aigc_course.train.train`:
     models and optimizers are named "generator" and "discriminator", so checkpoints and exact resume work
-    as there (snapshots are kept in memory only). ``on_snapshot(step, samples)`` runs at every snapshot.
+    as there (snapshots are kept in memory only). ``on_snapshot(step, samples)`` runs at every snapshot
+    (on rank 0 only in a distributed run, see :mod:`aigc_course.distributed`).
     """
     dim = _latent_dim(generator)
     if not isinstance(discriminator, nn.Module):
@@ -621,45 +628,74 @@ def train_gan(
             y = None if fixed_labels is None else fixed_labels.to(dev)
             samples = G_(fixed_noise.to(dev), y).float().cpu()
         result.snapshots.append((step, samples))
-        if on_snapshot is not None:
+        if on_snapshot is not None and is_main_process():  # one writer in a distributed run
             on_snapshot(step, samples)
 
+    k = config.grad_accum
+
+    def update(ctx: StepContext, name: str, i: int, loss: torch.Tensor) -> float | None:
+        """Micro-batch i of k: its gradient is added; the last one applies the update (returns the norm)."""
+        if i < k - 1:
+            ctx.accumulate(loss / k, name)
+            return None
+        return ctx.optimize(loss / k, name)
+
+    # Distributed runs: no DDP wrapper here. A step runs D several times (real, fake, the gradient penalty,
+    # then D(G(z)) for the generator) before one backward, which DDP's per-forward gradient hooks do not
+    # allow; instead train()'s ctx.optimize averages each optimizer's gradients over the ranks before
+    # clipping, and train() averages batch norm's running statistics after every step. Batch norm still
+    # normalises each rank's batch with that batch's own statistics.
     def step(ctx: StepContext) -> dict[str, float]:
         bs = config.batch_size
         metrics: dict[str, float] = {}
-        y = None
+        ys: list[torch.Tensor | None] = []
         for _ in range(config.n_critic):
-            x, y = real_batch(bs)
-            z = torch.randn(bs, dim, device=dev)
-            with torch.no_grad(), ctx.autocast():
-                fake = G_(z, y)
-            fake = fake.to(x.dtype)
-            with ctx.autocast():
-                real_out, fake_out = D_(x, y), D_(fake, y)
-            if wasserstein:
-                d_loss = critic_loss(real_out, fake_out)
-                metrics["wasserstein"] = float(real_out.detach().float().mean() - fake_out.detach().float().mean())
-                if config.loss == "wgan_gp":
-                    gp = gradient_penalty(lambda t, y=y: D_(t, y), x, fake)
-                    d_loss = d_loss + config.gp_weight * gp
-                    metrics["gp"] = float(gp.detach())
-            else:
-                d_loss = discriminator_loss(real_out, fake_out)
-                metrics["d_real"] = float(torch.sigmoid(real_out.detach().float()).mean())
-                metrics["d_fake"] = float(torch.sigmoid(fake_out.detach().float()).mean())
-            metrics["grad_norm_d"] = ctx.optimize(d_loss, "discriminator")
-            metrics["d_loss"] = float(d_loss.detach())
+            sums: dict[str, float] = {}
+            ys = []
+            for i in range(k):
+                x, y = real_batch(bs)
+                ys.append(y)
+                z = torch.randn(bs, dim, device=dev)
+                with torch.no_grad(), ctx.autocast():
+                    fake = G_(z, y)
+                fake = fake.to(x.dtype)
+                with ctx.autocast():
+                    real_out, fake_out = D_(x, y), D_(fake, y)
+                micro: dict[str, float] = {}
+                if wasserstein:
+                    d_loss = critic_loss(real_out, fake_out)
+                    micro["wasserstein"] = float(real_out.detach().float().mean() - fake_out.detach().float().mean())
+                    if config.loss == "wgan_gp":
+                        gp = gradient_penalty(lambda t, y=y: D_(t, y), x, fake)
+                        d_loss = d_loss + config.gp_weight * gp
+                        micro["gp"] = float(gp.detach())
+                else:
+                    d_loss = discriminator_loss(real_out, fake_out)
+                    micro["d_real"] = float(torch.sigmoid(real_out.detach().float()).mean())
+                    micro["d_fake"] = float(torch.sigmoid(fake_out.detach().float()).mean())
+                norm = update(ctx, "discriminator", i, d_loss)
+                micro["d_loss"] = float(d_loss.detach())
+                for key, v in micro.items():
+                    sums[key] = sums.get(key, 0.0) + v
+            d_loss_mean = sums.pop("d_loss") / k
+            metrics.update({key: v / k for key, v in sums.items()})
+            metrics["grad_norm_d"] = norm  # type: ignore[assignment]
+            metrics["d_loss"] = d_loss_mean
             if config.loss == "wgan":
                 clip_weights(D, config.clip)
-        z = torch.randn(bs, dim, device=dev)
-        with ctx.autocast():
-            fake_out = D_(G_(z, y), y)
-        if wasserstein:
-            g_loss = wasserstein_generator_loss(fake_out)
-        else:
-            g_loss = generator_loss(fake_out, kind=config.loss)   # type: ignore[arg-type]
-        metrics["grad_norm_g"] = ctx.optimize(g_loss, "generator")
-        metrics["g_loss"] = float(g_loss.detach())
+        g_sum = 0.0
+        for i, y in enumerate(ys):  # the labels of the last critic round's real batches
+            z = torch.randn(bs, dim, device=dev)
+            with ctx.autocast():
+                fake_out = D_(G_(z, y), y)
+            if wasserstein:
+                g_loss = wasserstein_generator_loss(fake_out)
+            else:
+                g_loss = generator_loss(fake_out, kind=config.loss)   # type: ignore[arg-type]
+            norm = update(ctx, "generator", i, g_loss)
+            g_sum += float(g_loss.detach())
+        metrics["grad_norm_g"] = norm  # type: ignore[assignment]
+        metrics["g_loss"] = g_sum / k
         done = ctx.step + 1
         if done == config.steps or (config.snapshot_every and done % config.snapshot_every == 0):
             snapshot(done)
@@ -672,6 +708,7 @@ def train_gan(
                      desc=config.desc)
     start = time.perf_counter()
     result.history = train(step, models={"generator": G, "discriminator": D}, optimizers=optimizers,
-                           config=tc, schedulers=schedulers, callbacks=callbacks, device=dev)
+                           config=tc, schedulers=schedulers, callbacks=callbacks, device=dev,
+                           settings={"grad_accum": k} if k > 1 else None)
     result.seconds = time.perf_counter() - start
     return result

@@ -34,6 +34,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .distributed import no_sync
 from .ngram import perplexity_from_nll
 from .sampling import check_sampling_args, sample_next_token
 from .train import Callback, History, StepContext, TrainConfig, eval_mode, train
@@ -320,6 +321,8 @@ class LMConfig:
         first ramp the rate linearly up to ``lr`` (step s uses lr·(s + 1)/warmup_steps).
     eval_every: with ``val_ids``, the loss on the whole validation split (:func:`evaluate_loss`, windows of
         block_size, ``eval_batch_size`` at once) every ``eval_every`` steps and at the last step (0: last only).
+    grad_accum: micro-batches of ``batch_size`` windows per optimizer step; their gradients add up to the
+        gradient of one batch of ``grad_accum · batch_size`` windows (less memory, same update).
     grad_clip, amp, ckpt_dir, ckpt_every, log_every, progress, desc: as in :class:`aigc_course.train.TrainConfig`.
     """
 
@@ -341,10 +344,11 @@ class LMConfig:
     log_every: int = 10
     progress: bool = True
     desc: str = "lm"
+    grad_accum: int = 1
 
     def __post_init__(self) -> None:
         for name, low in (("steps", 0), ("batch_size", 1), ("block_size", 1), ("warmup_steps", 0),
-                          ("eval_every", 0), ("eval_batch_size", 1)):
+                          ("eval_every", 0), ("eval_batch_size", 1), ("grad_accum", 1)):
             _int_at_least(f"LMConfig.{name}", getattr(self, name), low)
         _number("lr", self.lr, 0.0, allow_low=False)
         _number("min_lr", self.min_lr, 0.0)
@@ -404,6 +408,11 @@ def train_lm(model: nn.Module, train_ids: torch.Tensor, config: LMConfig, *, val
     The model may also return ``(logits, loss)`` (nanoGPT) or an object with ``.logits``; the loss is always
     recomputed from the logits. Built on :func:`~aigc_course.train.train` with the model and optimizer named
     "lm", so ``ckpt_dir`` gives checkpoints and an exact resume (rerun the same call).
+
+    ``grad_accum`` = k: each step draws k batches and averages their gradients (the loss column is their mean).
+    Under torchrun (a process group set up with :func:`aigc_course.distributed.setup_distributed`) the forward
+    and backward run through DistributedDataParallel and each rank draws its own batches, so a step sees
+    world_size · k · batch_size windows; the checkpoint holds the unwrapped model.
     """
     model = _check_model(model)
     if not isinstance(config, LMConfig):
@@ -434,13 +443,26 @@ def train_lm(model: nn.Module, train_ids: torch.Tensor, config: LMConfig, *, val
     if config.lr_schedule != "constant" or config.warmup_steps:
         schedulers = {"lm": torch.optim.lr_scheduler.LambdaLR(opt, _lr_factor(config))}
 
+    k = config.grad_accum
+
     def step(ctx: StepContext) -> dict[str, float]:
-        x, y = _draw_windows(train_ids, config.block_size, config.batch_size, None)
+        net = ctx.ddp(model)  # DistributedDataParallel(model) in a distributed run
         lr = opt.param_groups[0]["lr"]
-        with ctx.autocast():
-            logits = _logits(model(x), x)
-        loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1))
-        metrics = {"grad_norm": ctx.optimize(loss, "lm"), "loss": float(loss.detach()), "lr": float(lr)}
+        total = 0.0
+        for i in range(k):
+            x, y = _draw_windows(train_ids, config.block_size, config.batch_size, None)
+            last = i == k - 1
+            with no_sync(net, not last):  # DDP averages the summed gradients once, after the last one
+                with ctx.autocast():
+                    logits = _logits(net(x), x)
+                loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1))
+                # the mean over k equal micro-batches is the mean over all k·B windows
+                if last:
+                    grad_norm = ctx.optimize(loss / k, "lm")
+                else:
+                    ctx.accumulate(loss / k, "lm")
+            total += float(loss.detach())
+        metrics = {"grad_norm": grad_norm, "loss": total / k, "lr": float(lr)}
         done = ctx.step + 1
         if val_ids is not None and (done == config.steps or (config.eval_every and done % config.eval_every == 0)):
             metrics["val_loss"] = evaluate_loss(model, val_ids, config.block_size,
@@ -449,7 +471,8 @@ def train_lm(model: nn.Module, train_ids: torch.Tensor, config: LMConfig, *, val
 
     start = time.perf_counter()
     history = train(step, models={"lm": model}, optimizers={"lm": opt}, config=config._train_config(),
-                    schedulers=schedulers, callbacks=callbacks, device=dev)
+                    schedulers=schedulers, callbacks=callbacks, device=dev,
+                    settings={"grad_accum": k} if k > 1 else None)
     return LMResult(history, time.perf_counter() - start)
 
 

@@ -29,14 +29,30 @@ the NaN guard stopped a run. ``steps`` may grow: the run continues to the new to
 Guards: after every step the weights (parameters and buffers) must be finite, so a checkpoint never holds
 NaN/inf and "the last good checkpoint" named by a stopped run is one to resume from. The checkpoint folder
 is locked for the whole run (a second run on it gets :class:`~aigc_course.checkpoint.CheckpointInUseError`).
+
+Distributed runs (started with ``torchrun``, process group joined with
+:func:`aigc_course.distributed.setup_distributed`): every rank runs the same ``train`` call. A fresh run
+copies rank 0's weights to every rank and gives each rank its own RNG stream (so each draws its own
+batches); ``ctx.optimize`` averages the gradients over the ranks (or DDP does, for modules used through
+``ctx.ddp(model)``), batch-norm running statistics are averaged after every step, and the history holds the
+metrics averaged over the ranks. Only rank 0 locks the folder, writes checkpoints, shows the progress bar and
+calls the callbacks; a checkpoint also holds every rank's RNG state, and on resume all ranks load the same
+checkpoint (so ``ckpt_dir`` must be readable by every rank: one machine, or a shared file system) and each
+restores its own RNG, so a resumed run ends bit-for-bit where an uninterrupted one with the same number of
+processes ends on CPU. A resume with another number of processes is refused, unless
+``on_config_change="use_new"`` (then it continues, not bit-exact). A NaN/inf on any rank stops every rank.
+The step function must call ``ctx.optimize`` / ``ctx.accumulate`` equally often on every rank and return the
+same metric names (each of these is a collective operation).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import numbers
 import os
+import pickle
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,14 +63,31 @@ from torch import nn
 
 from .checkpoint import (
     ON_CONFIG_CHANGE,
+    _check_rng_state,
     checkpoint_lock,
     latest_checkpoint,
     load_training_state,
     nonfinite_tensor,
+    rng_state,
     run_spec,
     save_training_state,
+    set_rng_state,
 )
 from .device import autocast as _autocast
+from .device import seed_everything
+from .distributed import (
+    DistInfo,
+    all_gather_object,
+    all_reduce_mean,
+    all_reduce_sum,
+    average_batchnorm_stats,
+    barrier,
+    broadcast_module,
+    broadcast_object,
+    current,
+    rank_seed,
+    wrap_ddp,
+)
 
 Metrics = Mapping[str, float | torch.Tensor]
 StepFn = Callable[["StepContext"], Metrics | None]
@@ -166,40 +199,104 @@ class History:
 
 
 class StepContext:
-    """What a step function gets: the step number, the device, ``autocast()`` and ``optimize()``."""
+    """What a step function gets: the step number, the device, ``autocast()``, ``optimize()``, ``accumulate()``
+    and, in a distributed run, ``dist`` and ``ddp()``.
+
+    Gradient accumulation over k micro-batches: call ``accumulate(loss_i / k, name)`` for the first k − 1
+    and ``optimize(loss_k / k, name)`` for the last; the gradients add up, so the update is the one of the
+    mean loss over all k·B examples (``optimize`` alone is the usual k = 1 step).
+
+    Distributed (``dist.distributed``): every loss is checked on all ranks at once, so a NaN on one rank
+    stops all of them; ``optimize`` averages the gradients over the ranks before clipping, except those
+    of modules used through ``ddp(model)``, which DistributedDataParallel averages during backward.
+    """
 
     def __init__(self, optimizers: Mapping[str, torch.optim.Optimizer], params: Mapping[str, list],
-                 grad_clip: float | None, amp: bool | None, device: torch.device) -> None:
+                 grad_clip: float | None, amp: bool | None, device: torch.device,
+                 dist: DistInfo | None = None) -> None:
         self.step = 0
         self.device = device
+        self.dist = dist if dist is not None else DistInfo(0, 1, 0, None, torch.device(device))
         self._optimizers = optimizers
         self._params = params
         self._grad_clip = grad_clip
         self._amp = amp
         self.grad_norms: dict[str, float] = {}
+        self._pending: set[str] = set()       # optimizers holding accumulated gradients
+        self._ddp: dict[int, nn.Module] = {}  # id(model) -> its DDP wrapper
+        self._ddp_params: set[int] = set()    # ids of parameters DDP averages
 
     def autocast(self):
         """Mixed-precision context for the forward pass (bf16 on CUDA by default; off on CPU)."""
         return _autocast(self.device, self._amp)
 
-    def optimize(self, loss: torch.Tensor, name: str = "main", retain_graph: bool = False) -> float:
-        """backward(loss) → check finite → clip → ``optimizers[name].step()`` → zero grads.
+    def ddp(self, model: nn.Module) -> nn.Module:
+        """The module to run the forward pass through: ``DistributedDataParallel(model)`` in a distributed run
+        (built once, with ``sync_buffers=False``: train() averages batch-norm statistics itself), ``model``
+        itself otherwise. Its gradients are then averaged by DDP during backward (run the forward and backward
+        of all micro-batches but the last inside :func:`aigc_course.distributed.no_sync`). Only ``forward``
+        goes through DDP: a loss computed from other methods of the model needs a module whose forward calls
+        them."""
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        if not self.dist.distributed:
+            return model
+        if id(model) not in self._ddp:
+            self._ddp[id(model)] = wrap_ddp(model, self.dist, sync_buffers=False)
+            self._ddp_params.update(id(p) for p in model.parameters())
+        return self._ddp[id(model)]
 
-        Returns the gradient norm before clipping. Raises :class:`NonFiniteLossError` (no update applied)
-        when the loss or the gradient norm is NaN/inf.
-        """
+    def _check_loss(self, loss: torch.Tensor, name: str) -> torch.optim.Optimizer:
+        """The optimizer ``name``; refuses a non-scalar loss, and a NaN/inf one (on any rank) after dropping
+        the gradients accumulated so far."""
         if name not in self._optimizers:
             raise KeyError(f"no optimizer named {name!r}; have {list(self._optimizers)}")
         if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
             raise ValueError(f"loss must be a scalar tensor, got {type(loss).__name__} "
                              f"{tuple(loss.shape) if isinstance(loss, torch.Tensor) else ''}")
         opt = self._optimizers[name]
-        if not torch.isfinite(loss.detach()):
+        if self.dist.distributed:
+            # each rank writes its loss into its own slot of a zero vector; the sum shows every rank's loss
+            slots = torch.zeros(self.dist.world_size, dtype=torch.float64, device=loss.device)
+            slots[self.dist.rank] = loss.detach().double().reshape(())
+            slots = all_reduce_sum(slots)
+            bad = [(r, float(v)) for r, v in enumerate(slots.tolist()) if not math.isfinite(v)]
+            if bad:
+                opt.zero_grad(set_to_none=True)
+                self._pending.discard(name)
+                where = ", ".join(f"{v} on rank {r}" for r, v in bad)
+                raise NonFiniteLossError(f"loss for optimizer {name!r} is {where} at step {self.step}")
+        elif not torch.isfinite(loss.detach()):
             opt.zero_grad(set_to_none=True)
+            self._pending.discard(name)
             raise NonFiniteLossError(f"loss for optimizer {name!r} is {loss.item()} at step {self.step}")
-        opt.zero_grad(set_to_none=True)
+        return opt
+
+    def accumulate(self, loss: torch.Tensor, name: str = "main", retain_graph: bool = False) -> None:
+        """backward(loss) into the gradients of ``optimizers[name]``, without a step: a micro-batch that the
+        next :meth:`optimize` of ``name`` completes. The first call after a step starts from zero gradients.
+        Raises :class:`NonFiniteLossError` (gradients dropped) when the loss is NaN/inf."""
+        opt = self._check_loss(loss, name)
+        if name not in self._pending:
+            opt.zero_grad(set_to_none=True)
+            self._pending.add(name)
+        loss.backward(retain_graph=retain_graph)
+
+    def optimize(self, loss: torch.Tensor, name: str = "main", retain_graph: bool = False) -> float:
+        """backward(loss) → check finite → clip → ``optimizers[name].step()`` → zero grads.
+
+        The gradient is this loss's plus what :meth:`accumulate` gathered since the last step (in a
+        distributed run: averaged over the ranks). Returns the gradient norm before clipping. Raises
+        :class:`NonFiniteLossError` (no update applied) when the loss or the gradient norm is NaN/inf.
+        """
+        opt = self._check_loss(loss, name)
+        if name not in self._pending:
+            opt.zero_grad(set_to_none=True)
+        self._pending.discard(name)
         loss.backward(retain_graph=retain_graph)
         params = self._params[name]
+        if self.dist.distributed:
+            _average_gradients([p for p in params if id(p) not in self._ddp_params])
         max_norm = self._grad_clip if self._grad_clip is not None else math.inf
         norm = float(torch.nn.utils.clip_grad_norm_(params, max_norm)) if params else 0.0
         if not math.isfinite(norm):
@@ -209,6 +306,26 @@ class StepContext:
         opt.zero_grad(set_to_none=True)
         self.grad_norms[name] = norm
         return norm
+
+
+def _average_gradients(params: list[torch.Tensor]) -> None:
+    """Replace each parameter's gradient by its mean over the ranks (one flat all-reduce per dtype/device).
+
+    A parameter without a gradient on some rank counts as a zero gradient there; one without a gradient on
+    every rank keeps ``grad = None`` (so the optimizer skips it, as in a single process).
+    """
+    if not params:
+        return
+    have = all_reduce_sum(torch.tensor([float(p.grad is not None) for p in params]))
+    used = [p for p, h in zip(params, have.tolist(), strict=True) if h > 0]
+    groups: dict[tuple[torch.device, torch.dtype], list[torch.Tensor]] = {}
+    for p in used:
+        groups.setdefault((p.device, p.dtype), []).append(p)
+    for ps in groups.values():
+        flat = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in ps])
+        flat = all_reduce_mean(flat)
+        for p, g in zip(ps, flat.split([p.numel() for p in ps]), strict=True):
+            p.grad = g.view_as(p).clone()
 
 
 def _as_dict(obj: Any, kind: str, expected: type | tuple[type, ...]) -> dict[str, Any]:
@@ -295,6 +412,7 @@ def train(
     schedulers: Any | Mapping[str, Any] | None = None,
     callbacks: Sequence[Callback] = (),
     device: torch.device | str | None = None,
+    settings: Mapping[str, Any] | None = None,
 ) -> History:
     """Run ``step_fn(ctx)`` for ``config.steps`` steps and return the :class:`History` of its metrics.
 
@@ -303,7 +421,11 @@ def train(
     ``log_every`` steps and at the last step (e.g. a :class:`aigc_course.plotting.LivePlot`). Every model
     is put in training mode (``model.train()``) first. With ``config.ckpt_dir`` the folder is locked for
     the run and a rerun resumes from its newest checkpoint (see the module docstring for what a resume
-    accepts).
+    accepts). ``settings``: further run settings that change the math (e.g. ``{"grad_accum": 4}``), stored in
+    each checkpoint and compared on resume like ``grad_clip``.
+
+    In a distributed run (a process group is initialised, see :mod:`aigc_course.distributed` and the module
+    docstring) pass the unwrapped models: checkpoints then hold the same keys as a single-process run's.
     """
     if not callable(step_fn):
         raise TypeError(f"step_fn must be callable, got {type(step_fn).__name__}")
@@ -340,26 +462,37 @@ def train(
             if any(id(p) not in saved_ids for p in ps):
                 raise ValueError(f"optimizers[{k!r}] updates a parameter that belongs to none of the models, "
                                  "so a checkpoint would not save it; pass its module in models")
-    ctx = StepContext(opt_d, params, config.grad_clip, config.amp, dev)
+    info = current()
+    ctx = StepContext(opt_d, params, config.grad_clip, config.amp, dev, dist=info)
     # what defines this run, captured before anything is loaded (a scheduler may change lr later)
-    settings = {"grad_clip": config.grad_clip,
-                "amp": config.amp if config.amp is not None else dev.type == "cuda"}
-    spec = run_spec(model_d, opt_d, sched_d, settings)
+    run_settings = {"grad_clip": config.grad_clip,
+                    "amp": config.amp if config.amp is not None else dev.type == "cuda"}
+    run_settings.update(_check_settings(settings, run_settings))
+    spec = run_spec(model_d, opt_d, sched_d, run_settings)
 
     with contextlib.ExitStack() as stack:
         history = History()
         start = 0
         last_good: Path | None = None
         if ckpt_dir is not None:
-            stack.enter_context(checkpoint_lock(ckpt_dir, reentrant=False))
-            folder = latest_checkpoint(ckpt_dir) if config.resume else None
+            def find() -> Path | None:
+                stack.enter_context(checkpoint_lock(ckpt_dir, reentrant=False))
+                return latest_checkpoint(ckpt_dir) if config.resume else None
+
+            # rank 0 alone locks the folder and picks the checkpoint; every rank loads that one
+            folder = _on_main(info, find)
             if folder is not None:
                 loaded = load_training_state(folder, model_d, opt_d, sched_d, spec=spec,
                                              on_config_change=config.on_config_change, require_all=True,
-                                             check_extra=_history_checker(folder))
+                                             check_extra=_extra_checker(folder, info, config.on_config_change))
                 start = loaded["step"] + 1
                 history = History(loaded["extra"].get("history", []))
                 last_good = folder
+                if info.distributed:
+                    _restore_rank_rng(loaded["extra"], info)
+            barrier()  # nobody starts (and rank 0 writes nothing) before every rank has read the checkpoint
+        if info.distributed and start == 0:
+            _fresh_distributed_start(model_d, info)
 
         def stopped(reason: str) -> NonFiniteLossError:
             if last_good is not None:
@@ -376,36 +509,150 @@ def train(
         for m in model_d.values():
             m.train()
         bar = stack.enter_context(contextlib.closing(
-            _progress(config.steps, min(start, config.steps), config.progress, config.desc)))
+            _progress(config.steps, min(start, config.steps), config.progress and info.is_main, config.desc)))
         for step in range(start, config.steps):
             ctx.step = step
             try:
                 metrics = step_fn(ctx)
             except NonFiniteLossError as e:
                 raise stopped(str(e)) from None
+            if ctx._pending:
+                name = sorted(ctx._pending)[0]
+                ctx._pending.clear()
+                raise RuntimeError(f"step_fn called ctx.accumulate(loss, {name!r}) at step {step} but no "
+                                   f"ctx.optimize(loss, {name!r}) after it to apply the accumulated gradients "
+                                   "(call optimize for the last micro-batch)")
             record = _record(step, metrics)
+            if info.distributed:
+                for m in model_d.values():
+                    average_batchnorm_stats(m)
             bad = nonfinite_tensor(model_d)
+            bad_anywhere = bad is not None
+            if info.distributed:  # a collective: every rank takes part before any rank stops
+                record, bad_anywhere = _average_record(record, bad_anywhere)
             if bad is not None:
                 m, kind, tname = bad
                 raise stopped(f"model {m!r} {kind} {tname!r} holds NaN/inf after the update at step {step} "
                               "(the model in memory is damaged; it was not saved)")
+            if bad_anywhere:
+                raise stopped(f"a model holds NaN/inf after the update at step {step} on another rank (the "
+                              "models in memory are damaged; they were not saved)")
             for k, v in record.items():
                 if not math.isfinite(v):
-                    raise stopped(f"metric {k!r} is {v} at step {step}")
+                    raise stopped(f"metric {k!r} is {v} at step {step}"
+                                  + (f" (averaged over the {info.world_size} ranks)" if info.distributed else ""))
             history.append(record)
             for sch in sched_d.values():
                 sch.step()
             last = step == config.steps - 1
-            if step % config.log_every == 0 or last:
+            if (step % config.log_every == 0 or last) and info.is_main:
                 bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k != "step"}, refresh=False)
                 for cb in callbacks:
                     cb(step, {k: v for k, v in record.items() if k != "step"})
             bar.update(1)
             if ckpt_dir is not None and (last or (config.ckpt_every and (step + 1) % config.ckpt_every == 0)):
-                last_good = save_training_state(ckpt_dir, step, model_d, opt_d, sched_d,
-                                                extra={"history": history.records}, keep_last=config.keep_last,
-                                                spec=spec)
+                extra: dict[str, Any] = {"history": history.records}
+                if info.distributed:  # each rank's RNG, so that each rank resumes its own batch stream
+                    extra["world_size"] = info.world_size
+                    extra["rank_rng"] = all_gather_object(rng_state())
+                last_good = _on_main(info, functools.partial(  # rank 0 writes; all ranks learn where (or its error)
+                    save_training_state, ckpt_dir, step, model_d, opt_d, sched_d, extra=extra,
+                    keep_last=config.keep_last, spec=spec))
+    if info.distributed and ckpt_dir is not None:
+        barrier()  # rank 0 has written the last checkpoint and released the folder
     return history
+
+
+def _check_settings(settings: Any, own: Mapping[str, Any]) -> dict[str, Any]:
+    if settings is None:
+        return {}
+    if not isinstance(settings, Mapping):
+        raise TypeError(f"settings must be a dict of name -> value or None, got {type(settings).__name__}")
+    for k in settings:
+        if not isinstance(k, str):
+            raise TypeError(f"settings keys must be str, got {k!r}")
+        if k in own:
+            raise ValueError(f"settings must not set {k!r}: train() records TrainConfig's value itself")
+    return dict(settings)
+
+
+def _on_main(info: DistInfo, fn: Callable[[], Any]) -> Any:
+    """``fn()`` run on rank 0 only; its result, or the exception it raised, on every rank."""
+    if not info.distributed:
+        return fn()
+    result, error = None, None
+    if info.is_main:
+        try:
+            result = fn()
+        except Exception as e:  # every rank raises it, so that none waits for the others forever
+            error = e
+    sent = error
+    if error is not None:
+        try:
+            pickle.dumps(error)
+        except Exception:
+            sent = RuntimeError(f"rank 0: {type(error).__name__}: {error}")
+    result, sent = broadcast_object((result, sent))
+    if error is not None:
+        raise error
+    if sent is not None:
+        raise sent
+    return result
+
+
+def _extra_checker(folder: Path, info: DistInfo, on_config_change: str) -> Callable[[Mapping[str, Any]], None]:
+    """Checks of a checkpoint's ``extra`` before anything loads: the history, and the number of processes."""
+    check_history = _history_checker(folder)
+
+    def check(extra: Mapping[str, Any]) -> None:
+        check_history(extra)
+        saved = extra.get("world_size", 1)
+        states = extra.get("rank_rng")
+        if isinstance(saved, bool) or not isinstance(saved, int) or saved < 1 or (states is not None and not (
+                isinstance(states, list) and len(states) == saved)):
+            raise ValueError(f"checkpoint {folder}: the stored world_size / rank_rng are damaged")
+        for r, st in enumerate(states or []):
+            _check_rng_state(st, f"checkpoint {folder}, rank {r}")
+        if saved != info.world_size and on_config_change == "error":
+            raise ValueError(
+                f"checkpoint {folder} was saved by a run with {_processes(saved)}, but this run has "
+                f"{_processes(info.world_size)}, so nothing was loaded: each process draws its batches from its "
+                "own RNG stream, and the effective batch is (number of processes) × batch_size. Resume with "
+                f"{_processes(saved)} (torchrun --nproc_per_node={saved}), or pass "
+                "TrainConfig(on_config_change='use_new') to continue with this number anyway (the run then "
+                "does not continue bit for bit)")
+    return check
+
+
+def _processes(n: int) -> str:
+    return f"{n} process" if n == 1 else f"{n} processes"
+
+
+def _restore_rank_rng(extra: Mapping[str, Any], info: DistInfo) -> None:
+    """After a resume (which restored rank 0's RNG everywhere): this rank's own RNG state. A rank the
+    checkpoint has no state for (a resume with more processes) gets a fresh stream of its own."""
+    states = extra.get("rank_rng") or []
+    if info.rank < len(states):
+        set_rng_state(states[info.rank])
+    else:
+        seed_everything(rank_seed(int(torch.randint(2**32, ())), info.rank))
+
+
+def _fresh_distributed_start(models: Mapping[str, nn.Module], info: DistInfo) -> None:
+    """A new distributed run: rank 0's weights everywhere, then a different RNG stream on each rank (so the
+    ranks draw different batches), seeded from what torch's global RNG gives on each rank."""
+    for m in models.values():
+        broadcast_module(m)
+    seed_everything(rank_seed(int(torch.randint(2**32, ())), info.rank))
+
+
+def _average_record(record: dict[str, float], bad: bool) -> tuple[dict[str, float], bool]:
+    """The step's metrics averaged over the ranks (the mean loss over the N·B examples, for equal batches),
+    and whether a rank reported bad weights. Every rank must return the same metric names."""
+    keys = [k for k in record if k != "step"]
+    values = torch.tensor([record[k] for k in keys] + [float(bad)], dtype=torch.float64)
+    mean = all_reduce_mean(values).tolist()
+    return {"step": record["step"], **dict(zip(keys, mean[:-1], strict=True))}, mean[-1] > 0
 
 
 @contextlib.contextmanager

@@ -42,6 +42,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .device import check_seed
+from .distributed import no_sync
 from .divergences import gaussian_kl
 from .train import Callback, History, StepContext, TrainConfig, eval_mode, sample_batch, train
 from .validation import check_finite as _check_finite
@@ -646,6 +647,8 @@ class VAEConfig:
     eval_every: with ``test`` data, evaluate every ``eval_every`` steps and at the last step (0: last only);
         ``eval_k`` > 1 adds the IWAE bound with k = eval_k. Evaluation draws its ε from its own generator
         seeded with ``seed``, so evaluating never changes the training run.
+    grad_accum: micro-batches of ``batch_size`` images per Adam step; their gradients add up to the gradient
+        of one batch of ``grad_accum · batch_size`` images.
     """
 
     steps: int
@@ -665,9 +668,11 @@ class VAEConfig:
     log_every: int = 10
     progress: bool = True
     desc: str = "vae"
+    grad_accum: int = 1
 
     def __post_init__(self) -> None:
-        for name, low in (("steps", 0), ("batch_size", 1), ("kl_warmup", 0), ("eval_every", 0), ("eval_k", 1)):
+        for name, low in (("steps", 0), ("batch_size", 1), ("kl_warmup", 0), ("eval_every", 0), ("eval_k", 1),
+                          ("grad_accum", 1)):
             _int_at_least(f"VAEConfig.{name}", getattr(self, name), low)
         _number("lr", self.lr, allow_low=False)
         _number("weight_decay", self.weight_decay)
@@ -715,6 +720,17 @@ def _evaluate(model: VAE, x: torch.Tensor, labels: torch.Tensor | None, k: int, 
     return out
 
 
+class _ELBOTerms(nn.Module):
+    """forward(x, labels) = :func:`elbo` (β = 1) of the wrapped VAE as a plain (elbo, reconstruction, kl) tuple."""
+
+    def __init__(self, vae: VAE) -> None:
+        super().__init__()
+        self.vae = vae
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
+        return tuple(elbo(self.vae, x, labels=labels))
+
+
 def train_vae(model: VAE, data: torch.Tensor, config: VAEConfig, *, labels: torch.Tensor | None = None,
               test: torch.Tensor | None = None, test_labels: torch.Tensor | None = None,
               callbacks: Sequence[Callback] = (), device: torch.device | str | None = None) -> VAEResult:
@@ -725,6 +741,10 @@ def train_vae(model: VAE, data: torch.Tensor, config: VAEConfig, *, labels: torc
     VAE; ``test`` / ``test_labels`` for the evaluation columns of the history. Built on
     :func:`~aigc_course.train.train` with the model and optimizer named "vae", so checkpoints and exact
     resume work as there.
+
+    ``grad_accum`` = k: each step averages the gradients of k batches (the history columns are their means).
+    Under torchrun the ELBO's forward and backward run through DistributedDataParallel and each rank draws
+    its own batches, so a step sees world_size · k · batch_size images.
     """
     model = _check_vae(model)
     if not isinstance(config, VAEConfig):
@@ -746,19 +766,32 @@ def train_vae(model: VAE, data: torch.Tensor, config: VAEConfig, *, labels: torc
     if config.lr_schedule == "cosine" and config.steps > 0:
         schedulers = {"vae": torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config.steps)}
 
+    k = config.grad_accum
+    terms_of = _ELBOTerms(model)  # elbo() as a module's forward, so that DDP can wrap it
+
     def step(ctx: StepContext) -> dict[str, float]:
-        if labels is None:
-            x, y = sample_batch(data, batch_size=config.batch_size)[0], None
-        else:
-            x, y = sample_batch(data, labels, batch_size=config.batch_size)
+        net = ctx.ddp(terms_of)
         beta_t = _beta_at(config, ctx.step)
-        with ctx.autocast():
-            terms = elbo(model, x, labels=y)
-        loss = -(terms.reconstruction - beta_t * terms.kl).mean()
-        metrics = {"grad_norm": ctx.optimize(loss, "vae"), "loss": float(loss.detach()),
-                   "elbo": float(terms.elbo.detach().mean()),
-                   "reconstruction": float(terms.reconstruction.detach().mean()),
-                   "kl": float(terms.kl.detach().mean()), "beta": beta_t}
+        sums = dict.fromkeys(("loss", "elbo", "reconstruction", "kl"), 0.0)
+        for i in range(k):
+            if labels is None:
+                x, y = sample_batch(data, batch_size=config.batch_size)[0], None
+            else:
+                x, y = sample_batch(data, labels, batch_size=config.batch_size)
+            last = i == k - 1
+            with no_sync(net, not last):  # DDP averages the summed gradients once, after the last one
+                with ctx.autocast():
+                    terms = ELBOTerms(*net(x, y))
+                loss = -(terms.reconstruction - beta_t * terms.kl).mean()
+                # the mean over k equal micro-batches is the mean over all k·B images
+                if last:
+                    grad_norm = ctx.optimize(loss / k, "vae")
+                else:
+                    ctx.accumulate(loss / k, "vae")
+            for key, v in (("loss", loss), ("elbo", terms.elbo.mean()), ("reconstruction", terms.reconstruction.mean()),
+                           ("kl", terms.kl.mean())):
+                sums[key] += float(v.detach())
+        metrics = {"grad_norm": grad_norm, **{key: v / k for key, v in sums.items()}, "beta": beta_t}
         done = ctx.step + 1
         if test is not None and (done == config.steps or (config.eval_every and done % config.eval_every == 0)):
             metrics.update(_evaluate(model, test, test_labels, config.eval_k, config.seed))
@@ -769,7 +802,7 @@ def train_vae(model: VAE, data: torch.Tensor, config: VAEConfig, *, labels: torc
                      desc=config.desc)
     start = time.perf_counter()
     history = train(step, models={"vae": model}, optimizers={"vae": opt}, config=tc, schedulers=schedulers,
-                    callbacks=callbacks, device=dev)
+                    callbacks=callbacks, device=dev, settings={"grad_accum": k} if k > 1 else None)
     return VAEResult(history, time.perf_counter() - start)
 
 
