@@ -36,6 +36,7 @@ from torch.nn import functional as F
 
 from .distributed import no_sync
 from .ngram import perplexity_from_nll
+from .optim import Muon, muon_param_groups
 from .sampling import check_sampling_args, sample_next_token
 from .train import Callback, History, StepContext, TrainConfig, eval_mode, train
 from .validation import int_at_least as _int_at_least
@@ -321,6 +322,9 @@ class LMConfig:
         first ramp the rate linearly up to ``lr`` (step s uses lr·(s + 1)/warmup_steps).
     eval_every: with ``val_ids``, the loss on the whole validation split (:func:`evaluate_loss`, windows of
         block_size, ``eval_batch_size`` at once) every ``eval_every`` steps and at the last step (0: last only).
+    optimizer: "adamw", or "muon": :class:`aigc_course.optim.Muon` at ``muon_lr`` (momentum ``muon_momentum``)
+        for the hidden layers' weight matrices and AdamW at ``lr`` for embeddings, the output layer, biases
+        and gains (:func:`aigc_course.optim.muon_param_groups`); the schedule scales both rates alike.
     grad_accum: micro-batches of ``batch_size`` windows per optimizer step; their gradients add up to the
         gradient of one batch of ``grad_accum · batch_size`` windows (less memory, same update).
     grad_clip, amp, ckpt_dir, ckpt_every, log_every, progress, desc: as in :class:`aigc_course.train.TrainConfig`.
@@ -345,6 +349,9 @@ class LMConfig:
     progress: bool = True
     desc: str = "lm"
     grad_accum: int = 1
+    optimizer: str = "adamw"
+    muon_lr: float = 0.02
+    muon_momentum: float = 0.95
 
     def __post_init__(self) -> None:
         for name, low in (("steps", 0), ("batch_size", 1), ("block_size", 1), ("warmup_steps", 0),
@@ -359,6 +366,12 @@ class LMConfig:
                 isinstance(b, numbers.Real) and not isinstance(b, bool) and 0.0 <= b < 1.0 for b in self.betas)):
             raise ValueError(f"LMConfig.betas must be two numbers in [0, 1), got {self.betas!r}")
         self.betas = (float(self.betas[0]), float(self.betas[1]))
+        if self.optimizer not in ("adamw", "muon"):
+            raise ValueError(f"LMConfig.optimizer must be 'adamw' or 'muon', got {self.optimizer!r}")
+        _number("muon_lr", self.muon_lr, 0.0, allow_low=False)
+        _number("muon_momentum", self.muon_momentum, 0.0)
+        if not self.muon_momentum < 1.0:
+            raise ValueError(f"LMConfig.muon_momentum must be in [0, 1), got {self.muon_momentum!r}")
         if self.lr_schedule not in ("constant", "cosine"):
             raise ValueError(f"LMConfig.lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}")
         # the rest is checked, with TrainConfig's messages, when train_lm builds its TrainConfig
@@ -436,9 +449,17 @@ def train_lm(model: nn.Module, train_ids: torch.Tensor, config: LMConfig, *, val
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("model has no trainable parameters")
-    groups = [{"params": [p for p in params if p.ndim >= 2], "weight_decay": config.weight_decay},
-              {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
-    opt = torch.optim.AdamW([g for g in groups if g["params"]], lr=config.lr, betas=config.betas)
+    if config.optimizer == "muon":
+        opt = Muon(muon_param_groups(model, lr=config.muon_lr, adamw_lr=config.lr, weight_decay=config.weight_decay,
+                                     head_features=vocab), momentum=config.muon_momentum, betas=config.betas)
+    else:
+        groups = [{"params": [p for p in params if p.ndim >= 2], "weight_decay": config.weight_decay},
+                  {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
+        opt = torch.optim.AdamW([g for g in groups if g["params"]], lr=config.lr, betas=config.betas)
+    # the history's "lr" is AdamW's rate (Muon's, if any, is "muon_lr"); the schedule scales both alike
+    # indices, not the dicts: a resume's opt.load_state_dict replaces the group dicts
+    adamw_index = next((i for i, g in enumerate(opt.param_groups) if not g.get("muon", False)), None)
+    muon_index = next((i for i, g in enumerate(opt.param_groups) if g.get("muon", False)), None)
     schedulers = None
     if config.lr_schedule != "constant" or config.warmup_steps:
         schedulers = {"lm": torch.optim.lr_scheduler.LambdaLR(opt, _lr_factor(config))}
@@ -447,7 +468,9 @@ def train_lm(model: nn.Module, train_ids: torch.Tensor, config: LMConfig, *, val
 
     def step(ctx: StepContext) -> dict[str, float]:
         net = ctx.ddp(model)  # DistributedDataParallel(model) in a distributed run
-        lr = opt.param_groups[0]["lr"]
+        groups = opt.param_groups
+        lr = (groups[adamw_index]["lr"] if adamw_index is not None
+              else groups[muon_index]["lr"] * config.lr / config.muon_lr)
         total = 0.0
         for i in range(k):
             x, y = _draw_windows(train_ids, config.block_size, config.batch_size, None)
@@ -463,6 +486,8 @@ def train_lm(model: nn.Module, train_ids: torch.Tensor, config: LMConfig, *, val
                     ctx.accumulate(loss / k, "lm")
             total += float(loss.detach())
         metrics = {"grad_norm": grad_norm, "loss": total / k, "lr": float(lr)}
+        if muon_index is not None:
+            metrics["muon_lr"] = float(groups[muon_index]["lr"])
         done = ctx.step + 1
         if val_ids is not None and (done == config.steps or (config.eval_every and done % config.eval_every == 0)):
             metrics["val_loss"] = evaluate_loss(model, val_ids, config.block_size,

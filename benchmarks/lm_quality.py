@@ -75,6 +75,8 @@ class Recipe:
     grad_clip: float = 1.0
     dropout: float = 0.0
     bias: bool = True
+    optimizer: str = "adamw"
+    muon_lr: float = 0.02
 
     def gpt_config(self, vocab_size: int) -> GPTConfig:
         return GPTConfig(vocab_size=vocab_size, block_size=self.block_size, n_layer=self.n_layer,
@@ -84,19 +86,23 @@ class Recipe:
         return LMConfig(steps=steps, batch_size=self.batch_size, block_size=self.block_size, lr=self.lr,
                         min_lr=self.min_lr, weight_decay=self.weight_decay, betas=self.betas,
                         lr_schedule="cosine", warmup_steps=min(self.warmup_steps, steps), grad_clip=self.grad_clip,
-                        progress=False, log_every=max(steps, 1))
+                        progress=False, log_every=max(steps, 1), optimizer=self.optimizer, muon_lr=self.muon_lr)
 
     def describe(self) -> str:
+        rates = f"lr {self.lr:g}→{self.min_lr:g}"
+        if self.optimizer == "muon":    # the schedule scales Muon's rate by the same factor
+            rates = f"Muon lr {self.muon_lr:g}→{self.muon_lr * self.min_lr / self.lr:g} + AdamW {rates}"
         return (f"{self.n_layer}×{self.n_embd}, {self.n_head} heads, block {self.block_size}, batch "
-                f"{self.batch_size}, lr {self.lr:g}→{self.min_lr:g}, warm-up {self.warmup_steps}, "
+                f"{self.batch_size}, {rates}, warm-up {self.warmup_steps}, "
                 f"betas {self.betas}, wd {self.weight_decay:g}{'' if self.bias else ', no bias'}")
 
 
 # nanoGPT config/train_shakespeare_char.py with the README's CPU overrides
 REFERENCE = Recipe("reference (nanoGPT CPU recipe)", n_layer=4, n_head=4, n_embd=128, block_size=64, batch_size=12,
                    lr=1e-3, min_lr=1e-4, warmup_steps=100, steps=2000)
-COURSE = Recipe("course", n_layer=4, n_head=4, n_embd=64, block_size=64, batch_size=16,
-                lr=5e-3, min_lr=1e-4, warmup_steps=50, steps=None, bias=False)
+COURSE = Recipe("course", n_layer=4, n_head=4, n_embd=64, block_size=64, batch_size=32,
+                lr=5e-3, min_lr=1e-4, warmup_steps=50, steps=None, betas=(0.9, 0.95), bias=False,
+                optimizer="muon", muon_lr=0.02)
 
 # --quick: tiny models on a small slice, a few seconds in all
 QUICK_CHARS = 40_000
@@ -146,7 +152,11 @@ def parse_overrides(text: str) -> dict:
             raise argparse.ArgumentTypeError(f"--course takes key=value pairs with keys from "
                                              f"{sorted(_OVERRIDABLE)}, got {item!r}")
         try:
-            if key == "bias":
+            if key == "optimizer":
+                if value not in ("adamw", "muon"):
+                    raise ValueError
+                out[key] = value
+            elif key == "bias":
                 if value.lower() not in ("true", "false"):
                     raise ValueError
                 out[key] = value.lower() == "true"
