@@ -1,10 +1,13 @@
-"""The ``aigc-course`` command: ``doctor``, ``list`` and ``make-exercises``.
+"""The ``aigc-course`` command: ``doctor``, ``list``, ``make-exercises``, ``train`` and ``sample``.
 
     aigc-course doctor                  # is this machine ready for the course?
     aigc-course list                    # the lessons, their expected time, whether solutions exist
     aigc-course make-exercises --check  # is exercises/ in sync with solutions/?
+    aigc-course train gpt --out runs/gpt [--config FILE] [--resume] ...   # train a model (see aigc_course.runs)
+    aigc-course sample --ckpt runs/gpt --prompt "The "                      # text to stdout, or images to a PNG
 
-Also runnable as ``python -m aigc_course``. Heavy imports (torch) happen inside ``doctor`` only.
+Also runnable as ``python -m aigc_course`` and under ``torchrun`` (train). Heavy imports (torch) happen inside
+``doctor``, ``train`` and ``sample`` only. Exit codes: 0 done, 1 failed (a message says why), 2 bad arguments.
 """
 
 from __future__ import annotations
@@ -371,6 +374,143 @@ def _cmd_make_exercises(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------------------ train, sample
+
+FAMILIES = ("gan", "vae", "gpt")   # aigc_course.runs.FAMILIES, repeated so that parsing imports no torch
+
+
+def _int_at_least(low: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {value}")
+        return value
+    return parse
+
+
+def _float_arg(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
+def _usage_error(args: argparse.Namespace, message: str) -> int:
+    """What argparse does for a bad argument, for errors found after parsing: usage, message, exit code 2."""
+    parser: argparse.ArgumentParser = args.parser
+    parser.print_usage(sys.stderr)
+    _write(f"{parser.prog}: error: {message}", sys.stderr)
+    return 2
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .device import configure_threads
+    from .runs import ConfigError, RunError, describe_run, read_config_file, train_run
+
+    try:
+        configure_threads()
+        overrides = read_config_file(args.config) if args.config is not None else None
+        result = train_run(args.family, args.out, overrides=overrides, resume=args.resume, data_path=args.data,
+                           device=args.device, amp=args.amp, compile=args.compile, grad_accum=args.grad_accum,
+                           progress=not args.no_progress, log=lambda line: _write(line, sys.stderr))
+    except ConfigError as e:
+        return _usage_error(args, str(e))
+    except RunError as e:
+        _write(f"error: {e}", sys.stderr)
+        return 1
+    if result.is_main:   # under torchrun only rank 0 reports
+        _write(describe_run(result))
+    return 0
+
+
+_TEXT_OPTIONS = ("prompt", "max_new_tokens", "temperature", "top_k", "top_p")
+_IMAGE_OPTIONS = ("n", "out", "nrow", "scale")
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _cmd_sample(args: argparse.Namespace) -> int:
+    from .runs import ConfigError, RunError, load_run, sample_images, sample_text, save_image_grid
+
+    try:
+        run = load_run(args.ckpt, device=args.device)
+        wrong = _IMAGE_OPTIONS if run.family == "gpt" else _TEXT_OPTIONS
+        given = [_flag(k) for k in wrong if getattr(args, k) is not None]
+        if given:
+            kind = "text" if run.family == "gpt" else "images"
+            return _usage_error(args, f"{', '.join(given)} do(es) not apply: {args.ckpt} is a {run.family} run, "
+                                      f"which samples {kind}")
+        if run.family == "gpt":
+            text = sample_text(run, args.prompt or "", 200 if args.max_new_tokens is None else args.max_new_tokens,
+                               temperature=1.0 if args.temperature is None else args.temperature,
+                               top_k=args.top_k, top_p=args.top_p, seed=args.seed)
+            _write(text)
+            return 0
+        n = 64 if args.n is None else args.n
+        images = sample_images(run, n, seed=args.seed)
+        nrow = args.nrow if args.nrow is not None else (run.arch.get("num_classes") or 8)
+        out = args.out if args.out is not None else Path(args.ckpt) / "samples.png"
+        path = save_image_grid(images, out, nrow=nrow, scale=4 if args.scale is None else args.scale)
+    except ConfigError as e:
+        return _usage_error(args, str(e))
+    except (RunError, OSError) as e:
+        _write(f"error: {e}", sys.stderr)
+        return 1
+    _write(f"wrote {n} {run.family} samples to {_display(path)}")
+    return 0
+
+
+def _add_train_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train", help="train a GAN, VAE or character GPT with checkpoints (resumable)",
+        description="Train one model family into the run folder --out DIR: config.json, ckpt/, model.safetensors, "
+                    "model.json, history.json and log.csv (vocab.json for gpt). Defaults train in well under a "
+                    "minute on a CPU; --config FILE (JSON or TOML: sections model, train, data; keys seed, device, "
+                    "amp, compile) overrides them. Under torchrun every process trains (DDP), rank 0 writes.")
+    p.add_argument("family", choices=FAMILIES, help="gan: DCGAN on 8x8 digits · vae: VAE on 8x8 digits · "
+                                                    "gpt: character GPT on a text")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="run folder (new or empty, or --resume)")
+    p.add_argument("--config", type=Path, metavar="FILE", help="JSON or TOML settings overriding the defaults")
+    p.add_argument("--device", metavar="D", help="cpu, cuda, cuda:1, mps (default: the best available)")
+    p.add_argument("--amp", action="store_true", default=None, help="bfloat16 mixed precision (autocast)")
+    p.add_argument("--compile", action="store_true", default=None, help="torch.compile the models (CUDA only)")
+    p.add_argument("--grad-accum", type=_int_at_least(1), metavar="N",
+                   help="accumulate gradients over N micro-batches per optimizer step")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in DIR from its latest checkpoint (same config required)")
+    p.add_argument("--data", metavar="PATH", help="gpt: train on this UTF-8 text file instead of the docs corpus")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_train, parser=p)
+
+
+def _add_sample_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "sample", help="sample from a trained run: images to a PNG (gan, vae) or text to stdout (gpt)",
+        description="Sample from the run folder of `aigc-course train` (its model.safetensors, or the latest "
+                    "checkpoint while it trains).")
+    p.add_argument("--ckpt", type=Path, required=True, metavar="DIR", help="the run folder (train's --out)")
+    p.add_argument("--seed", type=_int_at_least(0), default=0, help="random seed of the samples (default 0)")
+    p.add_argument("--device", metavar="D", help="default: the best available")
+    images = p.add_argument_group("gan and vae runs")
+    images.add_argument("--n", type=_int_at_least(1), metavar="N", help="number of images (default 64)")
+    images.add_argument("--out", type=Path, metavar="FILE", help="PNG to write (default DIR/samples.png)")
+    images.add_argument("--nrow", type=_int_at_least(1), metavar="K", help="images per row (default 8; 10 for "
+                                                                           "a conditional model: one per digit)")
+    images.add_argument("--scale", type=_int_at_least(1), metavar="S", help="pixels per image pixel (default 4)")
+    text = p.add_argument_group("gpt runs")
+    text.add_argument("--prompt", metavar="TEXT", help="text to continue (default: a newline)")
+    text.add_argument("--max-new-tokens", type=_int_at_least(0), metavar="N", help="characters to add (default 200)")
+    text.add_argument("--temperature", type=_float_arg, metavar="T", help="0: greedy; default 1")
+    text.add_argument("--top-k", type=_int_at_least(1), metavar="K", help="sample among the K likeliest")
+    text.add_argument("--top-p", type=_float_arg, metavar="P", help="nucleus sampling, P in (0, 1]")
+    p.set_defaults(func=_cmd_sample, parser=p)
+
+
 # ------------------------------------------------------------------------------------------------- main
 
 
@@ -393,6 +533,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--solutions", type=Path, metavar="DIR", help="default: <repo>/solutions")
     p.add_argument("--exercises", type=Path, metavar="DIR", help="default: next to the solutions folder")
     p.set_defaults(func=_cmd_make_exercises)
+
+    _add_train_parser(sub)
+    _add_sample_parser(sub)
     return parser
 
 
