@@ -105,7 +105,7 @@ mutation: $(STAMP) $(MUTMUT_STAMP)
 GPU_PYTHON ?= $(BIN)/python
 CUDA_TESTS := tests/test_config_device.py tests/test_gan.py tests/test_gan_models.py tests/test_metrics.py \
 	tests/test_vae.py tests/test_vae_pins.py tests/test_vae_explore.py tests/test_vae_explore_pins.py \
-	tests/test_gpt.py tests/test_gpt_pins.py tests/test_lm.py
+	tests/test_gpt.py tests/test_gpt_pins.py tests/test_lm.py tests/test_augment.py tests/test_finetune.py
 gpu-check:
 	$(GPU_PYTHON) -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'gpu-check: no CUDA GPU here')"
 	$(GPU_PYTHON) -m pytest -q -p no:cacheprovider -m cuda $(CUDA_TESTS)
