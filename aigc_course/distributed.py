@@ -27,6 +27,7 @@ distributed run.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import inspect
 import os
 from collections.abc import Iterator
@@ -153,10 +154,21 @@ def setup_distributed(device: str | torch.device | None = None) -> DistInfo:
 
 
 def teardown_distributed() -> None:
-    """Leave the process group (if any); afterwards :func:`current` is single-process again."""
+    """Leave the process group (if any); afterwards :func:`current` is single-process again.
+
+    The ranks meet at a barrier first (at most a minute on gloo), so none destroys the group while another
+    still talks to it: gloo can otherwise abort a process at exit ("terminate called without an active
+    exception"). A rank that does not arrive only delays the others' exit."""
     global _INFO
     _INFO = None
     if dist.is_available() and dist.is_initialized():
+        try:
+            if dist.get_backend() == "gloo":
+                dist.monitored_barrier(timeout=datetime.timedelta(seconds=60))
+            else:
+                dist.barrier()
+        except RuntimeError:
+            pass    # a rank that died or left: nothing to wait for
         dist.destroy_process_group()
 
 

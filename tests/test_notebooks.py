@@ -19,10 +19,12 @@ import torch
 
 import aigc_course
 import aigc_course.checks
+import aigc_course.finetune
 import aigc_course.gan
 import aigc_course.gpt
 import aigc_course.lm
 import aigc_course.ngram
+import aigc_course.scaling
 import aigc_course.vae
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -261,6 +263,8 @@ LESSON_05 = ROOT / "notebooks" / "05_vae_theory.ipynb"
 LESSON_06 = ROOT / "notebooks" / "06_vae_in_practice.ipynb"
 LESSON_07 = ROOT / "notebooks" / "07_autoregressive_lm.ipynb"
 LESSON_08 = ROOT / "notebooks" / "08_attention_gpt.ipynb"
+LESSON_09 = ROOT / "notebooks" / "09_pretraining_finetuning_transfer.ipynb"
+LESSON_10 = ROOT / "notebooks" / "10_scaling_up.ipynb"
 
 
 _SOFTMAX_WITH_TEMPERATURE = aigc_course.ngram.softmax_with_temperature  # the real one, kept before planting
@@ -335,6 +339,30 @@ def _count_without_final_layernorm(config, non_embedding=False):
     return _GPT_PARAMETER_COUNT(config, non_embedding) - (2 * d if config.bias else d)
 
 
+_APPLY_LORA = aigc_course.finetune.apply_lora
+_FORWARD_FLOPS = aigc_course.scaling.forward_flops_per_token
+
+
+def _freeze_without_effect(model, patterns=("*",)):
+    """Returns the names it should freeze but leaves requires_grad on: the frozen layers keep training."""
+    return [n for n, _ in model.named_parameters()]
+
+
+def _lora_b_initialised_randomly(model, targets, r, alpha, dropout=0.0):
+    """Initialises B like A (random) instead of zeros: the wrapped model no longer starts at the pre-trained one."""
+    names = _APPLY_LORA(model, targets, r, alpha, dropout)
+    with torch.no_grad():
+        for layer in aigc_course.finetune.lora_layers(model).values():
+            layer.lora_B.normal_(0.0, 0.02)
+    return names
+
+
+def _flops_without_attention(config, context=None):
+    """Leaves out attention's 4·T·d per layer (the scores and the weighted values have no weights)."""
+    T = config.block_size if context is None else context
+    return _FORWARD_FLOPS(config, context) - 4 * config.n_layer * T * config.n_embd
+
+
 # lesson, module, function, planted version, the assert (source text) that must catch it
 PLANTED_HELPERS = [
     (LESSON_00, "aigc_course.ngram", "categorical_mle", _mle_not_normalised,
@@ -357,6 +385,11 @@ PLANTED_HELPERS = [
      "math.isclose(-val_log_probs.mean().item(), mlp_val, rel_tol=1e-5)"),
     (LESSON_08, "aigc_course.gpt", "gpt_parameter_count", _count_without_final_layernorm,
      "type(formula) is int and formula == module"),
+    (LESSON_09, "aigc_course.finetune", "freeze", _freeze_without_effect,
+     'count_parameters(probe)["trainable"] == 12 * C * C + 13 * C + 2 * C'),
+    (LESSON_09, "aigc_course.finetune", "apply_lora", _lora_b_initialised_randomly, "torch.equal(logits, before)"),
+    (LESSON_10, "aigc_course.scaling", "forward_flops_per_token", _flops_without_attention,
+     "forward_counted == forward_flops_per_token(config)"),
 ]
 
 

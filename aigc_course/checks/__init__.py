@@ -28,6 +28,10 @@ from .lm_basics import *  # noqa: F403
 from .lm_basics import __all__ as _lm_basics_all
 from .pipeline import *  # noqa: F403
 from .pipeline import __all__ as _pipe_all
+from .scaling import *  # noqa: F403
+from .scaling import __all__ as _scaling_all
+from .transfer import *  # noqa: F403
+from .transfer import __all__ as _transfer_all
 from .vae_practice import *  # noqa: F403
 from .vae_practice import __all__ as _vae_practice_all
 from .vae_theory import *  # noqa: F403
@@ -39,4 +43,5 @@ __all__ = [
     "Case", "Check", "CheckFailed", "Mistake", "TensorResult", "TupleResult", "check_function", "check_value",
     "max_abs_diff", "values_close", *_pipe_all, *_div_all, *_gan_theory_all, *_dcgan_all,
     *_wasserstein_all, *_vae_theory_all, *_vae_practice_all, *_lm_basics_all, *_attention_all,
+    *_transfer_all, *_scaling_all,
 ]
