@@ -239,7 +239,7 @@ def _history(run: Path) -> list[dict[str, float]]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("family", ["gpt", "gan"])
+@pytest.mark.parametrize("family", ["gpt", "gan", "vae"])
 def test_sigkill_then_resume_ends_bit_identical(family, tmp_path, monkeypatch, capsys):
     """A run killed with SIGKILL once its first checkpoint exists, rerun with --resume, ends exactly where an
     uninterrupted run ends: the same final weights and the same history."""
