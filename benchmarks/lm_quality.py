@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from _args import int_at_least, positive_float
 
 from aigc_course.data.downloads import load_tiny_shakespeare
 from aigc_course.data.text import CharVocab, docs_corpus
@@ -115,30 +116,6 @@ CALIBRATION_STEPS = {False: 15, True: 5}   # per chunk, 3 chunks
 
 # --------------------------------------------------------------------------- options
 
-def _positive_int(name: str, low: int = 1):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be an integer, got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"{name} must be >= {low}, got {value}")
-        return value
-    return parse
-
-
-def _positive_float(name: str):
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
-        if not (math.isfinite(value) and value > 0):
-            raise argparse.ArgumentTypeError(f"{name} must be a finite number > 0, got {text}")
-        return value
-    return parse
-
-
 _OVERRIDABLE = {f.name: f.type for f in dataclasses.fields(Recipe) if f.name not in ("name", "steps")}
 
 
@@ -179,16 +156,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="Tiny Shakespeare input.txt (default ../shared/data/tinyshakespeare.txt beside the repo)")
     p.add_argument("--corpus", choices=("shakespeare", "docs"), default="shakespeare",
                    help="docs: Python's documentation text instead (aigc_course.data.text.docs_corpus)")
-    p.add_argument("--budget-seconds", type=_positive_float("--budget-seconds"), default=None,
+    p.add_argument("--budget-seconds", type=positive_float("--budget-seconds"), default=None,
                    help="training budget of the course's recipe (default: the reference's measured time)")
-    p.add_argument("--steps", type=_positive_int("--steps"), default=None,
+    p.add_argument("--steps", type=int_at_least("--steps"), default=None,
                    help="fix the course's steps instead of fitting them to the budget")
-    p.add_argument("--reference-steps", type=_positive_int("--reference-steps"), default=None,
+    p.add_argument("--reference-steps", type=int_at_least("--reference-steps"), default=None,
                    help="steps of the reference recipe (default 2000, as nanoGPT)")
     p.add_argument("--course", type=parse_overrides, default={},
                    help="override fields of the course's recipe: key=value,... (betas as 0.9/0.95)")
-    p.add_argument("--threads", type=_positive_int("--threads"), default=1, help="torch threads (default 1)")
-    p.add_argument("--seed", type=_positive_int("--seed", 0), default=0)
+    p.add_argument("--threads", type=int_at_least("--threads"), default=1, help="torch threads (default 1)")
+    p.add_argument("--seed", type=int_at_least("--seed", 0), default=0)
     p.add_argument("--quick", action="store_true", help="tiny models on a small slice: a smoke run")
     p.add_argument("--out", type=Path, default=None, help="also write the table (markdown) here")
     return p.parse_args(argv)

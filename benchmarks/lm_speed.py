@@ -44,6 +44,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
+from _args import int_at_least
 from torch import nn
 from torch.nn import functional as F
 
@@ -516,18 +517,6 @@ def table_c(results: list[tuple[str, dict]]) -> list[str]:
 
 # --------------------------------------------------------------------------- main
 
-def _positive(name: str) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError as e:
-            raise argparse.ArgumentTypeError(f"{name} must be an integer, got {text!r}") from e
-        if value < 1:
-            raise argparse.ArgumentTypeError(f"{name} must be >= 1, got {value}")
-        return value
-    return parse
-
-
 def _parts(text: str) -> str:
     if not text or any(c not in "abc" for c in text):
         raise argparse.ArgumentTypeError(f"--parts must be letters from 'abc', got {text!r}")
@@ -537,8 +526,8 @@ def _parts(text: str) -> str:
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="tiny sizes, a few seconds (smoke test)")
-    ap.add_argument("--threads", type=_positive("--threads"), default=1, help="torch intra-op threads (default 1)")
-    ap.add_argument("--rounds", type=_positive("--rounds"), default=None,
+    ap.add_argument("--threads", type=int_at_least("--threads"), default=1, help="torch intra-op threads (default 1)")
+    ap.add_argument("--rounds", type=int_at_least("--rounds"), default=None,
                     help="interleaved rounds per comparison (default 30; 3 with --quick); the larger model "
                          "of (b) and (c) runs a tenth as many, at least 3")
     ap.add_argument("--parts", type=_parts, default="abc", help="which parts to run (default abc)")
