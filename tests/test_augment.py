@@ -351,3 +351,20 @@ def test_cuda_gives_the_cpu_result():
     dx, dy = torch.tensor([1, -2]).cuda(), torch.tensor([0, 3]).cuda()
     assert torch.equal(shift(xc[:2], dx, dy).cpu(), shift(x[:2], dx.cpu(), dy.cpu()))
     assert torch.equal(random_shift(xc.double(), 2, gen(1)).cpu(), random_shift(x.double(), 2, gen(1)))
+
+
+def test_the_defaults_are_one_pixel_and_ten_degrees():
+    x = torch.rand(64, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    for default, explicit in ((lambda g: random_shift(x, generator=g), lambda g: random_shift(x, 1, generator=g)),
+                              (lambda g: random_rotation(x, generator=g),
+                               lambda g: random_rotation(x, 10.0, generator=g))):
+        assert torch.equal(default(torch.Generator().manual_seed(7)), explicit(torch.Generator().manual_seed(7)))
+
+
+def test_augmenter_passes_its_clamp_on():
+    x = torch.full((32, 1, 8, 8), 0.5)
+    out = Augmenter(shift=0, degrees=0.0, noise=1.0, clamp=None, generator=torch.Generator().manual_seed(3))(x)
+    same = augment(x, 0, 0.0, 1.0, generator=torch.Generator().manual_seed(3), clamp=None)
+    assert torch.equal(out, same) and (out > 1).any() and (out < 0).any()    # unclamped, as asked
+    wide = Augmenter(shift=0, degrees=0.0, noise=1.0, clamp=(-1.0, 2.0), generator=torch.Generator().manual_seed(3))(x)
+    assert wide.min() >= -1 and wide.max() <= 2 and (wide > 1).any()
