@@ -34,6 +34,7 @@ help:
 	@echo "make lint       ruff over the package, tests and notebooks"
 	@echo "make strip      strip outputs from every notebook (also done by the git filter, see README)"
 	@echo "make gpu-check  on a CUDA machine: the cuda-marked tests and the LM speed benchmark (bf16, torch.compile)"
+	@echo "make slides     reveal.js decks of the lessons in build/slides/ (offline; SLIDES_MODE=full, LESSONS=03)"
 	@echo "make mutation   mutation testing (mutmut, not in CI): score per module, fails below 90 %; MODULES=ngram"
 
 $(BIN)/python:
@@ -55,7 +56,16 @@ exercises: $(STAMP)
 	$(BIN)/aigc-course make-exercises
 
 lint: $(STAMP)
-	$(BIN)/ruff check aigc_course tests benchmarks notebooks solutions
+	$(BIN)/ruff check aigc_course tests benchmarks notebooks solutions scripts
+
+.PHONY: slides
+# `make slides`: reveal.js decks of the lessons, build/slides/NN_topic.slides.html + build/slides/assets/, that open
+# offline (reveal.js 4 and MathJax 2 come once from the npm registry via `npm pack`; needs npm the first time).
+# SLIDES_MODE=full executes the lessons in full mode (≈ 35 min); LESSONS="03 05" builds only those lessons.
+SLIDES_MODE ?= fast
+LESSONS     ?=
+slides: $(STAMP)
+	$(BIN)/python scripts/make_slides.py $(if $(filter full,$(SLIDES_MODE)),--full) $(LESSONS)
 
 strip: $(STAMP)
 	$(BIN)/nbstripout notebooks/*.ipynb solutions/*.ipynb exercises/*.ipynb
