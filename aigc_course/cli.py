@@ -511,6 +511,33 @@ def _add_sample_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_sample, parser=p)
 
 
+# ------------------------------------------------------------------------------------------------ grade
+
+
+def _cmd_grade(args: argparse.Namespace) -> int:
+    from .grade import grade_command
+
+    if args.csv is not None and not args.csv.resolve().parent.is_dir():
+        return _usage_error(args, f"--csv {args.csv}: folder {args.csv.parent} does not exist")
+    return grade_command(args.notebooks, csv_path=args.csv, timeout=args.timeout)
+
+
+def _add_grade_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "grade", help="grade filled-in exercise notebooks: each exercise passed, failed (with the "
+                                "self-check's hint) or not attempted, and a score",
+        description="Run each exercises notebook in a fresh kernel, in a separate process, inside a temporary "
+                    "copy of its folder without solutions/ (not a security sandbox: the kernel runs as you), and "
+                    "print one line per exercise and a score. Exit code 0 whatever the score, 1 if a notebook "
+                    "cannot be read.")
+    p.add_argument("notebooks", nargs="+", metavar="NOTEBOOK", help="exercises notebooks (.ipynb) to grade")
+    p.add_argument("--csv", type=Path, metavar="FILE",
+                   help="also write one row per notebook and exercise: notebook, exercise, status, hint")
+    p.add_argument("--timeout", type=_int_at_least(1), default=300, metavar="SECONDS",
+                   help="limit per cell (default 300); a cell over it fails as 'timed out'")
+    p.set_defaults(func=_cmd_grade, parser=p)
+
+
 # ------------------------------------------------------------------------------------------------- main
 
 
@@ -536,6 +563,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_train_parser(sub)
     _add_sample_parser(sub)
+    _add_grade_parser(sub)
     return parser
 
 
