@@ -25,11 +25,12 @@ STAMP := $(VENV)/.aigc-installed
 ROOT_FLAG := $(shell [ "$$(id -u)" = "0" ] && echo --allow-root)
 INDEX_FLAG := $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX),)
 
-.PHONY: help install lab test test-unit test-notebooks exercises lint strip clean gpu-check
+.PHONY: help install lab test test-unit test-notebooks test-browser exercises lint strip clean gpu-check
 
 help:
 	@echo "make lab        create $(VENV) if missing, install, open JupyterLab at lesson 00"
 	@echo "make test       install dev tools, run unit tests + every notebook and solution (fast mode)"
+	@echo "make test-browser  the lessons in JupyterLab in headless Chromium (Playwright); screenshots in build/browser/"
 	@echo "make exercises  regenerate exercises/ from solutions/"
 	@echo "make lint       ruff over the package, tests and notebooks"
 	@echo "make strip      strip outputs from every notebook (also done by the git filter, see README)"
@@ -57,6 +58,11 @@ exercises: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check aigc_course tests benchmarks notebooks solutions scripts
+
+# The real-browser test (also part of `make test`): JupyterLab driven by Playwright in Debian's Chromium.
+test-browser: $(STAMP)
+	scripts/install_browser_deps.sh $(VENV)
+	$(TEST_ENV) $(BIN)/python -m pytest -p no:cacheprovider -rs --durations=6 $(PYTEST_ARGS) tests/browser
 
 .PHONY: slides
 # `make slides`: reveal.js decks of the lessons, build/slides/NN_topic.slides.html + build/slides/assets/, that open
