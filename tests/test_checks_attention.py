@@ -298,7 +298,7 @@ COUNT_WRONG = [
     pytest.param(count_pops_bias, r"modified its argument `config` in place", "in-place", id="config.pop"),
     pytest.param(lambda c: float(count_by_parts(c)), r"you returned a float \(", "type", id="float"),
     pytest.param(lambda c: torch.tensor(float(count_by_parts(c)), dtype=torch.float64),
-                 r"torch.float64 number; a parameter count is an exact integer", "type", id="float64 tensor"),
+                 r"torch.float64 number; the number of parameters is an exact integer", "type", id="float64 tensor"),
     pytest.param(count_float32_tensor, r"your count is rounded: float32", "unstable", id="float32"),
     pytest.param(checks_att._k_ln_bias_kept, r"still counted the LayerNorm biases", "edge", id="bias=False LN"),
     pytest.param(checks_att._k_no_final_ln, r"left out the final LayerNorm", "formula", id="no ln_f"),

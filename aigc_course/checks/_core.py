@@ -163,6 +163,42 @@ class TensorResult:
 
 
 @dataclass(frozen=True)
+class IntResult:
+    """The result must be an exact whole number: a Python int, a NumPy integer or a 0-d integer tensor.
+
+    ``what`` names the number in the hints ("the number of parameters", "the FLOPs per token")."""
+
+    what: str = "the number of parameters"
+
+    @property
+    def part_names(self) -> tuple[str, ...]:
+        return ("",)
+
+    def problem(self, got: Any, want: Any) -> str | None:
+        """Why ``got`` is not an exact count, or None."""
+        if got is None:
+            return "your function returned None — did you forget `return`?"
+        if isinstance(got, (bool, np.bool_)):
+            return f"you returned a bool ({got!r}); return {self.what}, an int."
+        if isinstance(got, (int, np.integer)):
+            return None
+        if isinstance(got, torch.Tensor):
+            if got.dim() > 0:
+                return (f"you returned {_kind(got)}; return one number, {self.what} (an int).")
+            if got.is_floating_point() or got.is_complex() or got.dtype == torch.bool:
+                return (f"you returned a {got.dtype} number; {self.what} is an exact integer. Count with "
+                        "Python ints (// for division), not float tensors.")
+            return None
+        if isinstance(got, (float, np.floating)):
+            return (f"you returned a float ({got!r}); {self.what} is an exact integer. `/` always gives a "
+                    "float in Python 3: use integer arithmetic (* + and //) throughout.")
+        return f"you returned {_kind(got)}; return {self.what} as an int."
+
+    def parts(self, value: Any) -> tuple[np.ndarray, ...]:
+        return (_to_array(value),)
+
+
+@dataclass(frozen=True)
 class TupleResult:
     """The result must be a tuple (or list) of ``items``, called ``names`` in hints; with ``stacked_ok``
     a 1-D tensor of ``len(items)`` numbers (``torch.stack([mu, var])``) is accepted too."""

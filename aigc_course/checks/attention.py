@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -19,7 +18,7 @@ import torch
 from torch.nn import functional as F
 
 from ..gpt import GPTConfig, gpt_parameter_count
-from ._core import Case, Check, Mistake, TensorResult, TupleResult, _kind, _to_array
+from ._core import Case, Check, IntResult, Mistake, TensorResult, TupleResult
 
 __all__ = ["check_attention", "check_cached_attention", "check_gpt_parameter_count"]
 
@@ -290,38 +289,6 @@ def check_cached_attention(student_fn: Callable[..., tuple[torch.Tensor, torch.T
 
 
 # --------------------------------------------------------------------------- Exercise 8.3
-
-@dataclass(frozen=True)
-class IntResult:
-    """The result must be an exact whole number: a Python int, a NumPy integer or a 0-d integer tensor."""
-
-    @property
-    def part_names(self) -> tuple[str, ...]:
-        return ("",)
-
-    def problem(self, got: Any, want: Any) -> str | None:
-        """Why ``got`` is not an exact count, or None."""
-        if got is None:
-            return "your function returned None — did you forget `return`?"
-        if isinstance(got, (bool, np.bool_)):
-            return f"you returned a bool ({got!r}); return the number of parameters, an int."
-        if isinstance(got, (int, np.integer)):
-            return None
-        if isinstance(got, torch.Tensor):
-            if got.dim() > 0:
-                return (f"you returned {_kind(got)}; return one number, the total count (an int).")
-            if got.is_floating_point() or got.is_complex() or got.dtype == torch.bool:
-                return (f"you returned a {got.dtype} number; a parameter count is an exact integer. Count with "
-                        "Python ints (// for division), not float tensors.")
-            return None
-        if isinstance(got, (float, np.floating)):
-            return (f"you returned a float ({got!r}); a parameter count is an exact integer. `/` always gives a "
-                    "float in Python 3: use integer arithmetic (* + and //) throughout.")
-        return f"you returned {_kind(got)}; return the number of parameters as an int."
-
-    def parts(self, value: Any) -> tuple[np.ndarray, ...]:
-        return (_to_array(value),)
-
 
 def _config(vocab_size: int, block_size: int, n_layer: int, n_head: int, n_embd: int,
             bias: bool = True) -> dict[str, Any]:

@@ -18,8 +18,7 @@ import torch
 
 from ..gpt import GPTConfig, gpt_parameter_count
 from ..scaling import forward_flops_per_token
-from ._core import Case, Check, Mistake, TensorResult
-from .attention import IntResult
+from ._core import Case, Check, IntResult, Mistake, TensorResult
 
 __all__ = ["check_flops_per_token", "check_accumulated_gradient", "check_bf16_spacing"]
 
@@ -126,7 +125,7 @@ _FLOPS_MISTAKES = [  # the ones that agree with the reference on ordinary cases 
 ]
 
 FLOPS_CHECK = Check(
-    "Exercise 10.1 (forward FLOPs per token)", _flops, _flops_cases, _FLOPS_MISTAKES, IntResult(),
+    "Exercise 10.1 (forward FLOPs per token)", _flops, _flops_cases, _FLOPS_MISTAKES, IntResult("the FLOP count per token"),
     ("config", "context"), atol=0.0, rtol=0.0)
 
 

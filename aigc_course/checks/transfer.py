@@ -16,8 +16,7 @@ import numpy as np
 import torch
 
 from ..gpt import GPTConfig
-from ._core import Case, Check, Mistake, TensorResult
-from .attention import IntResult
+from ._core import Case, Check, IntResult, Mistake, TensorResult
 
 __all__ = ["check_lora_parameter_count", "check_few_shot_indices", "check_merged_lora_weight"]
 
@@ -119,7 +118,8 @@ _LORA_MISTAKES = [  # the ones that agree with the reference on ordinary cases f
 ]
 
 LORA_COUNT_CHECK = Check(
-    "Exercise 9.1 (LoRA's trainable parameters)", _lora_count, _lora_cases, _LORA_MISTAKES, IntResult(),
+    "Exercise 9.1 (LoRA's trainable parameters)", _lora_count, _lora_cases, _LORA_MISTAKES,
+    IntResult("the number of trainable parameters"),
     ("config", "targets", "r"), atol=0.0, rtol=0.0)
 
 
