@@ -31,3 +31,12 @@ def positive_float(name: str) -> Callable[[str], float]:
             raise argparse.ArgumentTypeError(f"{name} must be a finite number > 0, got {text}")
         return value
     return parse
+
+
+def parts_of(letters: str) -> Callable[[str], str]:
+    """An argparse ``type`` for ``--parts``: a non-empty string of letters from ``letters``."""
+    def parse(text: str) -> str:
+        if not text or any(c not in letters for c in text):
+            raise argparse.ArgumentTypeError(f"--parts must be letters from {letters!r}, got {text!r}")
+        return text
+    return parse

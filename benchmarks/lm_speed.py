@@ -44,7 +44,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
-from _args import int_at_least
+from _args import int_at_least, parts_of
 from torch import nn
 from torch.nn import functional as F
 
@@ -517,12 +517,6 @@ def table_c(results: list[tuple[str, dict]]) -> list[str]:
 
 # --------------------------------------------------------------------------- main
 
-def _parts(text: str) -> str:
-    if not text or any(c not in "abc" for c in text):
-        raise argparse.ArgumentTypeError(f"--parts must be letters from 'abc', got {text!r}")
-    return text
-
-
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="tiny sizes, a few seconds (smoke test)")
@@ -530,7 +524,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--rounds", type=int_at_least("--rounds"), default=None,
                     help="interleaved rounds per comparison (default 30; 3 with --quick); the larger model "
                          "of (b) and (c) runs a tenth as many, at least 3")
-    ap.add_argument("--parts", type=_parts, default="abc", help="which parts to run (default abc)")
+    ap.add_argument("--parts", type=parts_of("abc"), default="abc", help="which parts to run (default abc)")
     return ap.parse_args(argv)
 
 

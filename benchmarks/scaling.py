@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from _args import int_at_least
+from _args import int_at_least, parts_of
 
 from aigc_course.device import configure_threads, maybe_compile, seed_everything
 from aigc_course.gpt import GPT, GPTConfig, gpt_parameter_count
@@ -217,19 +217,13 @@ def table_c(res: dict) -> list[str]:
 
 # --------------------------------------------------------------------------- main
 
-def _parts(text: str) -> str:
-    if not text or any(c not in "abc" for c in text):
-        raise argparse.ArgumentTypeError(f"--parts must be letters from 'abc', got {text!r}")
-    return text
-
-
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="tiny sizes, one round (smoke test)")
     ap.add_argument("--threads", type=int_at_least("--threads"), default=1,
                     help="torch threads of this process, parts (b) and (c) (default 1; the DDP processes use 1 each)")
     ap.add_argument("--rounds", type=int_at_least("--rounds"), default=None, help="rounds per comparison (default 5)")
-    ap.add_argument("--parts", type=_parts, default="abc", help="which parts to run (default abc)")
+    ap.add_argument("--parts", type=parts_of("abc"), default="abc", help="which parts to run (default abc)")
     return ap.parse_args(argv)
 
 
