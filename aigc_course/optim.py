@@ -112,6 +112,11 @@ class Muon(torch.optim.Optimizer):
             raise TypeError(f"a group's 'muon' must be True or False, got {group['muon']!r}")
         if group.get("muon", True) is False and "lr" not in group:
             group["lr"] = self.defaults["adamw_lr"]     # the scheduler scales each group's own lr
+        # a group's own settings get the same checks as the constructor's defaults
+        for key, below in (("lr", None), ("adamw_lr", None), ("momentum", 1.0), ("eps", None),
+                           ("weight_decay", None)):
+            if key in group:
+                _real(f"a group's {key!r}", group[key], 0.0, below)
         params = group.get("params", [])
         group["params"] = [params] if isinstance(params, torch.Tensor) else list(params)
         if group.get("muon", True):

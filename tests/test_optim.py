@@ -813,3 +813,14 @@ def test_train_lm_muon_keeps_an_untied_output_layer_on_adamw():
     d_hidden = model.hidden.weight.detach() - w0["hidden.weight"]       # (16, 12): Muon, scale √(16/12)
     sv = torch.linalg.svdvals(d_hidden / (0.05 * math.sqrt(16 / 12)))
     assert 0.65 < float(sv[0]) < 1.25
+
+
+@pytest.mark.parametrize("key, value, expected", [
+    ("lr", -0.1, "a group's 'lr' must be a number >= 0, got -0.1"),
+    ("weight_decay", float("nan"), "a group's 'weight_decay' must be a number >= 0, got nan"),
+    ("momentum", 1.0, "a group's 'momentum' must be a number in [0, 1), got 1.0"),
+])
+def test_a_groups_own_settings_are_checked(key, value, expected):
+    w = torch.nn.Parameter(torch.zeros(3, 2))
+    with pytest.raises(ValueError, match=re.escape(expected)):
+        Muon([{"params": [w], key: value}])
