@@ -313,7 +313,7 @@ def _number(name: str, v: object, low: float, *, allow_low: bool = True) -> floa
 
 @dataclass
 class LMConfig:
-    """Settings of :func:`train_lm`: AdamW on the next-token cross-entropy of random windows.
+    """Settings of :func:`train_lm`: AdamW (or Muon + AdamW) on the next-token cross-entropy of random windows.
 
     block_size: window length T of the training batches (and of evaluation).
     betas / weight_decay: AdamW's; weight decay applies to weight matrices and embeddings (tensors with
@@ -414,7 +414,8 @@ def _lr_factor(config: LMConfig):
 
 def train_lm(model: nn.Module, train_ids: torch.Tensor, config: LMConfig, *, val_ids: torch.Tensor | None = None,
              callbacks: Sequence[Callback] = (), device: torch.device | str | None = None) -> LMResult:
-    """Train ``model`` (idx (B, T) → logits (B, T, V)) on the token stream ``train_ids`` (N,) with AdamW.
+    """Train ``model`` (idx (B, T) → logits (B, T, V)) on the token stream ``train_ids`` (N,)
+    with AdamW (or Muon, see ``LMConfig.optimizer``).
 
     Each step draws ``batch_size`` windows with :func:`next_token_batch` from torch's global RNG (seed it
     with :func:`aigc_course.device.seed_everything`) and minimises the mean cross-entropy of every position.
